@@ -1,0 +1,3 @@
+from beanmill.cli import main
+
+main()

@@ -1,0 +1,263 @@
+"""The reducer's checkpoint: total, ledger of applied batches and stored errors, in one SQLite file.
+
+Every commit writes the new total and the batch IDs it contains in one transaction, so the
+ledger can never disagree with the total: that is what makes duplicates harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from beanmill.errors import CheckpointError
+from beanmill.files import ensure_private_dir
+from beanmill.jsontypes import JSON
+from beanmill.wire import BARE_PREFIX, EndRecord, ErrorRecord
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger (
+    batch TEXT PRIMARY KEY, items INTEGER NOT NULL, applied_at REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS errors (
+    batch TEXT PRIMARY KEY, job_id INTEGER, reason TEXT, record TEXT NOT NULL,
+    updated_at REAL NOT NULL) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the checkpoint says, as `status` shows it."""
+
+    job: str
+    total: JSON
+    items: int
+    batches: int
+    bare_batches: int
+    end_batches: int | None
+    end_items: int | None
+    errors: int
+    layout: str | None
+    stopped_because: str | None
+    created_at: float
+    updated_at: float
+
+    @property
+    def producer_batches(self) -> int:
+        return self.batches - self.bare_batches
+
+    @property
+    def complete(self) -> bool:
+        if self.stopped_because is not None:
+            return True
+        return self.end_batches is not None and self.producer_batches >= self.end_batches
+
+    def as_json(self) -> dict[str, JSON]:
+        return {
+            "job": self.job,
+            "total": self.total,
+            "items": self.items,
+            "batches": self.batches,
+            "end_batches": self.end_batches,
+            "end_items": self.end_items,
+            "complete": self.complete,
+            "errors": self.errors,
+            "stopped_because": self.stopped_because,
+            "updated_at": self.updated_at,
+        }
+
+
+def _corrupt(path: Path, exc: Exception) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {path} is unreadable ({exc}); it was left untouched: restore it from a "
+        "backup, or move it away to start the totals over (see docs/operations.md)"
+    )
+
+
+def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+    uri = f"file:{path}?mode={'ro' if read_only else 'rw'}"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=10.0)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    return conn
+
+
+class Checkpoint:
+    """The reducer's handle: exclusive writer, opened once at start."""
+
+    def __init__(self, path: Path, job: str) -> None:
+        self.path = path
+        ensure_private_dir(path.parent)
+        created = False
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+            created = True
+        try:
+            self.db = _connect(path, read_only=False)
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = FULL")
+            if not created:
+                self._verify(job)
+            else:
+                self.db.executescript(SCHEMA)
+                self._write_meta(
+                    {
+                        "schema": SCHEMA_VERSION,
+                        "job": job,
+                        "items": 0,
+                        "created_at": time.time(),
+                        "updated_at": time.time(),
+                    }
+                )
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(path, exc) from None
+
+    def _verify(self, job: str) -> None:
+        check = self.db.execute("PRAGMA quick_check").fetchone()
+        if check is None or check[0] != "ok":
+            raise _corrupt(self.path, sqlite3.DatabaseError(str(check)))
+        meta = _read_meta(self.db)
+        if meta.get("schema") != SCHEMA_VERSION:
+            raise _corrupt(self.path, sqlite3.DatabaseError("not a beanmill checkpoint"))
+        if meta.get("job") != job:
+            raise CheckpointError(
+                f"checkpoint {self.path} belongs to job {meta.get('job')!r}, not {job!r}: "
+                "pass the checkpoint of this job, or another path to start one"
+            )
+
+    def _write_meta(self, values: dict[str, Any]) -> None:
+        self.db.executemany(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [(k, json.dumps(v)) for k, v in values.items()],
+        )
+
+    def snapshot(self) -> Snapshot:
+        return _snapshot(self.db)
+
+    def applied(self, batch_ids: Iterable[str]) -> set[str]:
+        """Which of these batches the ledger already holds."""
+        ids = list(batch_ids)
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(f"SELECT batch FROM ledger WHERE batch IN ({marks})", chunk)
+            found.update(row[0] for row in rows)
+        return found
+
+    def commit(
+        self,
+        *,
+        total: JSON,
+        items: int,
+        applied: Sequence[tuple[str, int]],
+        errors: Sequence[ErrorRecord] = (),
+        end: EndRecord | None = None,
+        layout: str | None = None,
+        stopped_because: str | None = None,
+    ) -> None:
+        """One transaction: new total, its batches in the ledger, errors; all or nothing."""
+        now = time.time()
+        meta: dict[str, Any] = {"total": total, "items": items, "updated_at": now}
+        if end is not None:
+            meta["end_batches"], meta["end_items"] = end.batches, end.items
+        if layout is not None:
+            meta["layout"] = layout
+        if stopped_because is not None:
+            meta["stopped_because"] = stopped_because
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self._write_meta(meta)
+                self.db.executemany(
+                    "INSERT INTO ledger(batch, items, applied_at) VALUES (?,?,?)",
+                    [(b, n, now) for b, n in applied],
+                )
+                self.db.executemany(
+                    "INSERT INTO errors(batch, job_id, reason, record, updated_at) "
+                    "VALUES (?,?,?,?,?) ON CONFLICT(batch) DO UPDATE SET job_id=excluded.job_id,"
+                    " reason=excluded.reason, record=excluded.record, "
+                    "updated_at=excluded.updated_at",
+                    [(e.batch, e.job_id, e.reason, json.dumps(e.__dict__), now) for e in errors],
+                )
+                self.db.executemany(
+                    "DELETE FROM errors WHERE batch = ?", [(b,) for b, _ in applied]
+                )
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            raise CheckpointError(
+                f"cannot write checkpoint {self.path} ({exc}); nothing was lost: the last "
+                "commit is intact and uncommitted results stay on the queue. Free disk space "
+                "and restart the reducer"
+            ) from None
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _read_meta(db: sqlite3.Connection) -> dict[str, Any]:
+    return {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
+
+
+def _snapshot(db: sqlite3.Connection) -> Snapshot:
+    db.execute("BEGIN")
+    try:
+        meta = _read_meta(db)
+        batches, bare = db.execute(
+            "SELECT count(*), count(*) FILTER (WHERE batch >= ? AND batch < ?) FROM ledger",
+            (BARE_PREFIX, BARE_PREFIX[:-1] + chr(ord(BARE_PREFIX[-1]) + 1)),
+        ).fetchone()
+        (errors,) = db.execute("SELECT count(*) FROM errors").fetchone()
+    finally:
+        db.execute("COMMIT")
+    return Snapshot(
+        job=meta["job"],
+        total=meta.get("total"),
+        items=meta.get("items", 0),
+        batches=batches,
+        bare_batches=bare,
+        end_batches=meta.get("end_batches"),
+        end_items=meta.get("end_items"),
+        errors=errors,
+        layout=meta.get("layout"),
+        stopped_because=meta.get("stopped_because"),
+        created_at=meta.get("created_at", 0.0),
+        updated_at=meta.get("updated_at", 0.0),
+    )
+
+
+def read_snapshot(path: Path) -> Snapshot:
+    """Read-only look at a checkpoint, safe while the reducer writes (WAL readers never block)."""
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}: check --checkpoint / --data-dir")
+    try:
+        db = _connect(path, read_only=True)
+        try:
+            return _snapshot(db)
+        finally:
+            db.close()
+    except (sqlite3.DatabaseError, KeyError) as exc:
+        raise _corrupt(path, exc) from None
+
+
+def read_errors(path: Path) -> dict[str, dict[str, Any]]:
+    """Stored error records by batch ID, for `beanmill buried`."""
+    try:
+        db = _connect(path, read_only=True)
+        try:
+            return {b: json.loads(r) for b, r in db.execute("SELECT batch, record FROM errors")}
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise _corrupt(path, exc) from None

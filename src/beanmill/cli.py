@@ -1,0 +1,297 @@
+"""The `beanmill` command: thin click commands that parse, configure logging and call a role.
+
+click because it is the well-kept standard for composable commands with env-var defaults;
+every user-facing failure becomes one `beanmill: error: ...` line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from beanmill import logs
+from beanmill.checkpoint import read_snapshot
+from beanmill.errors import BeanmillError
+from beanmill.jobspec import load_spec
+from beanmill.signals import install_stop_handlers
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def logging_options(fn: F) -> F:
+    fn = click.option(
+        "--log-level",
+        default="info",
+        envvar="BEANMILL_LOG_LEVEL",
+        type=click.Choice(["debug", "info", "warning", "error"]),
+        show_default=True,
+    )(fn)
+    fn = click.option(
+        "--log-format",
+        default="auto",
+        envvar="BEANMILL_LOG_FORMAT",
+        type=click.Choice(["auto", "json", "console"]),
+        help="auto: console on a terminal, JSON lines otherwise",
+    )(fn)
+    return fn
+
+
+def beanstalkd_option(required: bool) -> Callable[[F], F]:
+    return click.option(
+        "--beanstalkd",
+        "beanstalkd",
+        envvar="BEANMILL_BEANSTALKD",
+        required=required,
+        metavar="HOST:PORT",
+        help="address of beanstalkd (env BEANMILL_BEANSTALKD)",
+    )
+
+
+order_option = click.option(
+    "--order",
+    type=click.Choice(["sequential", "random"]),
+    default="sequential",
+    show_default=True,
+    help="random: a seeded uniform permutation (sampling)",
+)
+seed_option = click.option("--seed", type=int, default=None, help="seed of --order random")
+batch_option = click.option(
+    "--batch-size", type=click.IntRange(1), default=200, show_default=True, help="items per job"
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="beanmill")
+def cli() -> None:
+    """Restartable map/reduce over a mountain of items, on beanstalkd."""
+
+
+@cli.command()
+@click.argument("spec")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="checkpoint, cursor and binlog [default: ./beanmill-data/JOB]",
+)
+@click.option("--consumers", type=click.IntRange(1), default=2, show_default=True)
+@beanstalkd_option(required=False)
+@batch_option
+@order_option
+@seed_option
+@click.option(
+    "--threads",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="map threads per consumer (for I/O-bound maps)",
+)
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+@click.option("--log-format", default="auto", type=click.Choice(["auto", "json", "console"]))
+def run(
+    spec: str,
+    data_dir: Path | None,
+    consumers: int,
+    beanstalkd: str | None,
+    batch_size: int,
+    order: str,
+    seed: int | None,
+    threads: int,
+    log_level: str,
+    log_format: str,
+) -> None:
+    """Run SPEC to the end on this machine (Ctrl-C stops; the same command resumes)."""
+    from beanmill.run import RunOptions, run_job
+
+    logs.configure(log_level, log_format, role="run")
+    loaded = load_spec(spec)
+    opts = RunOptions(
+        data_dir=data_dir or Path("beanmill-data") / loaded.name,
+        consumers=consumers,
+        beanstalkd=beanstalkd,
+        batch_size=batch_size,
+        order=order,
+        seed=_seed(order, seed),
+        threads=threads,
+        log_level=log_level,
+    )
+    sys.exit(run_job(loaded, opts, install_stop_handlers()))
+
+
+def _seed(order: str, seed: int | None) -> int | None:
+    return (seed if seed is not None else 0) if order == "random" else None
+
+
+@cli.command()
+@click.argument("spec")
+@beanstalkd_option(required=True)
+@batch_option
+@click.option(
+    "--ttr",
+    type=click.IntRange(1),
+    default=60,
+    show_default=True,
+    help="seconds a consumer may hold a batch between touches",
+)
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="cursor file [default: ./beanmill-data/JOB/cursor.json]",
+)
+@click.option(
+    "--high-water",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="most ready batches to keep in beanstalkd",
+)
+@order_option
+@seed_option
+@logging_options
+def producer(
+    spec: str,
+    beanstalkd: str,
+    batch_size: int,
+    ttr: int,
+    state: Path | None,
+    high_water: int,
+    order: str,
+    seed: int | None,
+    log_level: str,
+    log_format: str,
+) -> None:
+    """Put SPEC's items as batch jobs, resuming from the cursor."""
+    from beanmill.producer import ProducerOptions, run_producer
+
+    loaded = load_spec(spec)
+    logs.configure(log_level, log_format, role="producer", job=loaded.name)
+    opts = ProducerOptions(
+        batch_size=batch_size, ttr=ttr, high_water=high_water, order=order, seed=_seed(order, seed)
+    )
+    path = state or Path("beanmill-data") / loaded.name / "cursor.json"
+    sys.exit(run_producer(loaded, beanstalkd, path, opts, install_stop_handlers()))
+
+
+@cli.command()
+@click.argument("spec")
+@beanstalkd_option(required=True)
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="tries per batch before it is buried",
+)
+@click.option(
+    "--retry-delay",
+    type=click.IntRange(0),
+    default=1,
+    show_default=True,
+    help="seconds before the first retry; doubles each attempt",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="map threads (for I/O-bound maps)",
+)
+@click.option(
+    "--idle-exit", type=float, default=None, help="exit 0 after this many seconds without work"
+)
+@logging_options
+def consumer(
+    spec: str,
+    beanstalkd: str,
+    max_attempts: int,
+    retry_delay: int,
+    threads: int,
+    idle_exit: float | None,
+    log_level: str,
+    log_format: str,
+) -> None:
+    """Reserve, map and reduce SPEC's batches until stopped."""
+    from beanmill.consumer import ConsumerOptions, run_consumer
+
+    loaded = load_spec(spec)
+    logs.configure(log_level, log_format, role="consumer", job=loaded.name)
+    opts = ConsumerOptions(
+        max_attempts=max_attempts, retry_delay=retry_delay, threads=threads, idle_exit=idle_exit
+    )
+    sys.exit(run_consumer(loaded, beanstalkd, opts, install_stop_handlers()))
+
+
+@cli.command()
+@click.argument("spec")
+@beanstalkd_option(required=True)
+@click.option("--checkpoint", type=click.Path(path_type=Path), required=True)
+@click.option("--commit-interval", type=float, default=2.0, show_default=True)
+@click.option("--progress-interval", type=float, default=5.0, show_default=True)
+@click.option("--keep-running", is_flag=True, help="do not exit when complete")
+@logging_options
+def reducer(
+    spec: str,
+    beanstalkd: str,
+    checkpoint: Path,
+    commit_interval: float,
+    progress_interval: float,
+    keep_running: bool,
+    log_level: str,
+    log_format: str,
+) -> None:
+    """Fold SPEC's partials into the checkpointed total; exit 0 when complete."""
+    from beanmill.reducer import ReducerOptions, run_reducer
+
+    loaded = load_spec(spec)
+    logs.configure(log_level, log_format, role="reducer", job=loaded.name)
+    opts = ReducerOptions(
+        commit_interval=commit_interval,
+        progress_interval=progress_interval,
+        exit_when_complete=not keep_running,
+    )
+    sys.exit(run_reducer(loaded, beanstalkd, checkpoint, opts, install_stop_handlers()))
+
+
+@cli.command()
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--json", "as_json", is_flag=True, help="one JSON object")
+def status(checkpoint: Path | None, data_dir: Path | None, as_json: bool) -> None:
+    """Read a checkpoint (safe while the reducer runs)."""
+    if (checkpoint is None) == (data_dir is None):
+        raise BeanmillError("status needs exactly one of --checkpoint PATH or --data-dir DIR")
+    path = checkpoint or (data_dir or Path()) / "checkpoint.sqlite"
+    snap = read_snapshot(path)
+    if as_json:
+        click.echo(json.dumps(snap.as_json()))
+        return
+    of = f"/{snap.end_items:,}" if snap.end_items is not None else ""
+    click.echo(f"job:      {snap.job}")
+    click.echo(f"items:    {snap.items:,}{of} in {snap.batches:,} batches")
+    click.echo(f"complete: {'yes' if snap.complete else 'no'}")
+    click.echo(f"errors:   {snap.errors}")
+    click.echo(f"total:    {json.dumps(snap.total)}")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except BeanmillError as exc:
+        print(f"beanmill: error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,214 @@
+"""The consumer role: reserve a batch, map and reduce it, put the partial, then delete the job.
+
+Put-then-delete is the order that makes a crash harmless: dying between the two leaves the
+job to be handed out again and its partial applied twice, which the reducer's ledger absorbs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+import greenstalk
+import structlog
+
+from beanmill.crashpoint import crashpoint
+from beanmill.errors import MalformedMessage
+from beanmill.jobspec import Spec
+from beanmill.jsontypes import JSON, Item
+from beanmill.queue import CONNECTION_ERRORS, Queue
+from beanmill.wire import Batch, ErrorRecord, Partial, decode_batch, encode_batch, encode_result
+
+log = structlog.get_logger()
+
+RETRY_DELAY_MAX_S = 3600
+FIRST_TOUCH_CHECK_S = 0.25
+
+
+@dataclass(frozen=True)
+class ConsumerOptions:
+    max_attempts: int = 3
+    retry_delay: int = 1
+    threads: int = 1
+    result_ttr: int = 120
+    #: Stop after this many jobs (tests and one-shot drains); None runs until stopped.
+    max_jobs: int | None = None
+    #: Exit when the tube is empty for this long (seconds); None waits for work forever.
+    idle_exit: float | None = None
+
+
+class Consumer:
+    def __init__(
+        self, spec: Spec, address: str, opts: ConsumerOptions, stop: threading.Event
+    ) -> None:
+        self.spec, self.opts, self.stop = spec, opts, stop
+        self.items_tube, self.results_tube = spec.tubes
+        self.queue = Queue(address, use=self.results_tube, watch=self.items_tube)
+        self.pool = ThreadPoolExecutor(max_workers=max(1, opts.threads))
+        self.host = socket.gethostname()
+        self.jobs_done = 0
+
+    def run(self) -> int:
+        self.spec.setup()
+        log.info("consumer_started", tube=self.items_tube, threads=self.opts.threads)
+        idle_since = time.monotonic()
+        while not self.stop.is_set():
+            if self.opts.max_jobs is not None and self.jobs_done >= self.opts.max_jobs:
+                break
+            try:
+                job = self.queue.reserve(timeout=1)
+                if job is None:
+                    if (
+                        self.opts.idle_exit is not None
+                        and time.monotonic() - idle_since >= self.opts.idle_exit
+                    ):
+                        break
+                    continue
+                self.handle(job)
+                self.jobs_done += 1
+                idle_since = time.monotonic()
+            except CONNECTION_ERRORS:
+                if not self.queue.reconnect(self.stop):
+                    break
+        log.info("consumer_stopped", jobs=self.jobs_done)
+        self.pool.shutdown(wait=True)
+        self.queue.close()
+        return 0
+
+    def handle(self, job: greenstalk.Job[bytes]) -> None:
+        crashpoint("consumer.after_reserve")
+        try:
+            batch = decode_batch(job.body)
+        except MalformedMessage as exc:
+            self._bury_malformed(job, str(exc))
+            return
+        bound = log.bind(batch=batch.batch, job_id=job.id)
+        try:
+            values = self._map_batch(job, batch)
+            body = encode_result(
+                Partial((batch.batch,), len(batch.items), self.spec.reduce(values))
+            )
+        except Exception as exc:
+            self._fail(job, batch, exc)
+            return
+        try:
+            self.queue.put(self.results_tube, body, ttr=self.opts.result_ttr)
+        except greenstalk.JobTooBigError:
+            self._fail(
+                job,
+                batch,
+                ValueError(
+                    f"the partial is {len(body)} bytes, over beanstalkd's max job size: make "
+                    "reduce() return something smaller (a top-k instead of every value)"
+                ),
+                final=True,
+            )
+            return
+        crashpoint("consumer.after_put")
+        if not self.queue.delete(job.id):
+            bound.warning(
+                "job_lost_before_delete",
+                hint="TTR expired or beanstalkd restarted; the duplicate is absorbed",
+            )
+        crashpoint("consumer.after_delete")
+        bound.debug("batch_done", items=len(batch.items))
+
+    def _map_batch(self, job: greenstalk.Job[bytes], batch: Batch) -> list[JSON]:
+        """Map on the pool while this thread (which owns the connection) touches the job."""
+        spec_map = self.spec.map
+        if self.opts.threads <= 1:
+            futures: list[Future[list[JSON]]] = [
+                self.pool.submit(lambda: [spec_map(i) for i in batch.items])
+            ]
+        else:
+            futures = [self.pool.submit(_map_one, spec_map, i) for i in batch.items]
+        started = last_touch = time.monotonic()
+        touch_every: float | None = None
+        timeout = FIRST_TOUCH_CHECK_S
+        while True:
+            done, pending = wait(futures, timeout=timeout, return_when=FIRST_EXCEPTION)
+            if not pending or any(f.exception() is not None for f in done):
+                break
+            if touch_every is None:
+                ttr = self.queue.ttr(job)
+                touch_every = max(0.5, ttr / 2)
+                last_touch = started
+            now = time.monotonic()
+            if now - last_touch >= touch_every:
+                self.queue.touch(job)
+                last_touch = now
+                log.debug("job_touched", job_id=job.id, running_s=round(now - started, 1))
+            timeout = max(0.05, touch_every - (now - last_touch))
+        if self.opts.threads <= 1:
+            return futures[0].result()
+        return [v for f in futures for v in f.result()]
+
+    def _fail(
+        self, job: greenstalk.Job[bytes], batch: Batch, exc: Exception, final: bool = False
+    ) -> None:
+        """Retry later with a growing delay; after the last attempt, bury and tell the reducer.
+
+        Attempts are counted in the body (a copy with attempt + 1), not by beanstalkd, whose
+        counters do not survive a restart.
+        """
+        attempts = batch.attempt + 1
+        bound = log.bind(
+            batch=batch.batch, job_id=job.id, attempt=attempts, error=f"{type(exc).__name__}: {exc}"
+        )
+        if attempts < self.opts.max_attempts and not final:
+            delay = min(self.opts.retry_delay * 2**batch.attempt, RETRY_DELAY_MAX_S)
+            retry = Batch(batch.batch, batch.items, attempt=attempts)
+            ttr = self.queue.ttr(job)
+            self.queue.put(self.items_tube, encode_batch(retry), delay=delay, ttr=ttr)
+            crashpoint("consumer.after_retry_put")
+            self.queue.delete(job.id)
+            bound.warning("batch_failed_retrying", delay_s=delay)
+            return
+        record = ErrorRecord(
+            batch=batch.batch,
+            job_id=job.id,
+            attempts=attempts,
+            reason="failed",
+            exception=f"{type(exc).__name__}: {exc}",
+            traceback=_summary(exc),
+            host=self.host,
+        )
+        self.queue.put(self.results_tube, encode_result(record), ttr=self.opts.result_ttr)
+        self.queue.bury(job)
+        bound.error("batch_buried", hint="fix the cause, then `beanmill requeue`")
+
+    def _bury_malformed(self, job: greenstalk.Job[bytes], reason: str) -> None:
+        """Unusable bodies are kept (buried) for an operator to inspect, never dropped."""
+        batch_id = "m-" + hashlib.sha256(job.body).hexdigest()[:32]
+        record = ErrorRecord(
+            batch=batch_id,
+            job_id=job.id,
+            attempts=1,
+            reason="malformed",
+            exception=reason,
+            traceback="",
+            host=self.host,
+        )
+        self.queue.put(self.results_tube, encode_result(record), ttr=self.opts.result_ttr)
+        self.queue.bury(job)
+        log.error("job_malformed_buried", job_id=job.id, reason=reason, bytes=len(job.body))
+
+
+def _map_one(spec_map: Callable[[Item], JSON], item: Item) -> list[JSON]:
+    return [spec_map(item)]
+
+
+def _summary(exc: BaseException, limit: int = 2000) -> str:
+    """The last frames of the traceback: enough to find the line, small enough for a job."""
+    text = "".join(traceback.format_exception(exc, limit=-4))
+    return text[-limit:]
+
+
+def run_consumer(spec: Spec, address: str, opts: ConsumerOptions, stop: threading.Event) -> int:
+    return Consumer(spec, address, opts, stop).run()

@@ -1,0 +1,70 @@
+"""The producer's cursor: how many batches are surely on the queue, written atomically."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from beanmill.errors import CursorError
+from beanmill.files import atomic_write, ensure_private_dir
+
+CURSOR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Batches before `next_batch` were put (and acknowledged) before this was written."""
+
+    job: str
+    batch_size: int
+    order: str
+    seed: int | None
+    next_batch: int = 0
+    items_put: int = 0
+    finished: bool = False
+
+    def same_run(self, other: Cursor) -> bool:
+        return (self.job, self.batch_size, self.order, self.seed) == (
+            other.job,
+            other.batch_size,
+            other.order,
+            other.seed,
+        )
+
+
+def load_cursor(path: Path) -> Cursor | None:
+    """The saved cursor, None if there is none; a damaged one is refused, never replaced."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    fix = (
+        f"the producer cursor {path} is damaged; it was left as it is. Delete it to "
+        "re-put every batch from the start (already applied batches are skipped)"
+    )
+    try:
+        data = json.loads(raw)
+        if data.pop("v") != CURSOR_VERSION:
+            raise CursorError(f"{fix} (unknown version)")
+        cursor = Cursor(**data)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise CursorError(f"{fix} ({type(exc).__name__})") from None
+    if not isinstance(cursor.next_batch, int) or cursor.next_batch < 0:
+        raise CursorError(f"{fix} (next_batch)")
+    return cursor
+
+
+def save_cursor(path: Path, cursor: Cursor) -> None:
+    ensure_private_dir(path.parent)
+    atomic_write(path, json.dumps({"v": CURSOR_VERSION, **asdict(cursor)}).encode() + b"\n")
+
+
+def check_resumable(saved: Cursor, wanted: Cursor, path: Path) -> None:
+    """Refuse to mix batch layouts: other batch sizes or orders would count items twice."""
+    if not saved.same_run(wanted):
+        raise CursorError(
+            f"the cursor {path} was written for job={saved.job} batch_size={saved.batch_size} "
+            f"order={saved.order} seed={saved.seed}; rerun with those settings, or delete it "
+            "and the checkpoint to start over"
+        )

@@ -1,0 +1,27 @@
+"""The one error hierarchy: every user-facing failure says what to do next."""
+
+from __future__ import annotations
+
+
+class BeanmillError(Exception):
+    """Root of beanmill's errors; the CLI prints the message as one line and exits 2."""
+
+
+class SpecError(BeanmillError):
+    """The job spec could not be loaded or is incomplete."""
+
+
+class QueueUnavailable(BeanmillError):
+    """beanstalkd cannot be reached (wrong address, not running, not installed)."""
+
+
+class CheckpointError(BeanmillError):
+    """The checkpoint is corrupt, unreadable, or belongs to another job."""
+
+
+class CursorError(BeanmillError):
+    """The producer's cursor file is corrupt or belongs to another run."""
+
+
+class MalformedMessage(BeanmillError):
+    """A body on a tube is not something beanmill can use; it is buried, never crashes a role."""

@@ -1,0 +1,143 @@
+"""The producer role: items to batch jobs, under a high-water mark, then an `end` record."""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import greenstalk
+import structlog
+
+from beanmill.crashpoint import crashpoint
+from beanmill.cursor import Cursor, check_resumable, load_cursor, save_cursor
+from beanmill.errors import SpecError
+from beanmill.jobspec import Spec
+from beanmill.queue import CONNECTION_ERRORS, Queue
+from beanmill.source import Layout, batches, population_size
+from beanmill.wire import Batch, EndRecord, encode_batch, encode_result
+
+log = structlog.get_logger()
+
+CURSOR_EVERY_S = 1.0
+
+
+@dataclass(frozen=True)
+class ProducerOptions:
+    batch_size: int = 200
+    ttr: int = 60
+    high_water: int = 1000
+    order: str = "sequential"
+    seed: int | None = None
+    priority: int = 2**31
+
+
+class Producer:
+    def __init__(
+        self, spec: Spec, address: str, state: Path, opts: ProducerOptions, stop: threading.Event
+    ) -> None:
+        self.spec, self.state, self.opts, self.stop = spec, state, opts, stop
+        self.items_tube, self.results_tube = spec.tubes
+        self.layout = Layout(opts.batch_size, opts.order, opts.seed)
+        self.queue = Queue(address, use=self.items_tube)
+
+    def _wait_below_high_water(self) -> None:
+        """Backpressure: never let more than `high_water` batches wait in beanstalkd's memory."""
+        while not self.stop.is_set():
+            ready = self.queue.stats_tube(self.items_tube).get("current-jobs-ready", 0)
+            if ready < self.opts.high_water:
+                return
+            time.sleep(0.05)
+
+    def run(self) -> int:
+        wanted = Cursor(
+            job=self.spec.name,
+            batch_size=self.opts.batch_size,
+            order=self.opts.order,
+            seed=self.opts.seed,
+        )
+        cursor = load_cursor(self.state) or wanted
+        check_resumable(cursor, wanted, self.state)
+        if cursor.finished:
+            self._put_end(cursor)
+            log.info("producer_already_finished", batches=cursor.next_batch, items=cursor.items_put)
+            return 0
+        log.info("producer_started", from_batch=cursor.next_batch, layout=self.layout.tag)
+        cursor = self._put_batches(cursor)
+        save_cursor(self.state, cursor)
+        if cursor.finished:
+            self._put_end(cursor)
+            log.info("producer_finished", batches=cursor.next_batch, items=cursor.items_put)
+        return 0
+
+    def _put_batches(self, cursor: Cursor) -> Cursor:
+        items = self.spec.items()
+        next_batch, count = cursor.next_batch, cursor.items_put
+        last_save = time.monotonic()
+        budget = 0  # puts left before the next high-water check
+        for seq, chunk in batches(items, self.layout, cursor.next_batch):
+            if self.stop.is_set():
+                return _at(cursor, next_batch, count)
+            if budget <= 0:
+                self._retrying(self._wait_below_high_water)
+                budget = max(1, self.opts.high_water // 10)
+            body = encode_batch(Batch(self.layout.batch_id(seq), tuple(chunk)))
+            if not self._retrying(functools.partial(self._put_batch, seq, body)):
+                return _at(cursor, next_batch, count)  # stopped while reconnecting: not put
+            crashpoint("producer.after_put")
+            budget -= 1
+            next_batch, count = seq + 1, count + len(chunk)
+            if time.monotonic() - last_save >= CURSOR_EVERY_S:
+                save_cursor(self.state, _at(cursor, next_batch, count))
+                crashpoint("producer.after_cursor")
+                last_save = time.monotonic()
+        total = population_size(items)
+        if total is not None and count != total:
+            raise SpecError(f"items() gave {count} items but its len() says {total}")
+        return Cursor(
+            **{**cursor.__dict__, "next_batch": next_batch, "items_put": count, "finished": True}
+        )
+
+    def _retrying(self, action: Callable[[], object]) -> bool:
+        """Run a queue action, reconnecting on loss; False if told to stop before it ran.
+
+        A put repeated after a lost reply is a duplicate, which the ledger absorbs.
+        """
+        while True:
+            try:
+                action()
+                return True
+            except CONNECTION_ERRORS:
+                if not self.queue.reconnect(self.stop):
+                    return False
+
+    def _put_batch(self, seq: int, body: bytes) -> None:
+        try:
+            self.queue.put(self.items_tube, body, ttr=self.opts.ttr, priority=self.opts.priority)
+        except greenstalk.JobTooBigError:
+            raise SpecError(
+                f"batch {self.layout.batch_id(seq)} is {len(body)} bytes, over beanstalkd's max "
+                "job size: lower --batch-size or start beanstalkd with a larger -z"
+            ) from None
+
+    def _put_end(self, cursor: Cursor) -> None:
+        end = encode_result(EndRecord(batches=cursor.next_batch, items=cursor.items_put))
+        self._retrying(lambda: self.queue.put(self.results_tube, end, ttr=self.opts.ttr))
+
+
+def _at(cursor: Cursor, next_batch: int, items_put: int) -> Cursor:
+    return Cursor(**{**cursor.__dict__, "next_batch": next_batch, "items_put": items_put})
+
+
+def run_producer(
+    spec: Spec, address: str, state: Path, opts: ProducerOptions, stop: threading.Event
+) -> int:
+    """Producer entry point: exit 0 when every batch is put or when asked to stop."""
+    producer = Producer(spec, address, state, opts, stop)
+    try:
+        return producer.run()
+    finally:
+        producer.queue.close()

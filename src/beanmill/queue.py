@@ -1,0 +1,178 @@
+"""Connections to beanstalkd: addresses, connect timeouts, reconnection with backoff."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import greenstalk
+import structlog
+
+from beanmill.errors import BeanmillError, QueueUnavailable
+
+DEFAULT_PRIORITY = 2**31
+CONNECT_TIMEOUT_S = 5.0
+#: A socket read that takes longer than this means the server is gone (reserves wait 1 s).
+IO_TIMEOUT_S = 30.0
+BACKOFF_FIRST_S = 0.1
+BACKOFF_MAX_S = 5.0
+
+#: Everything that means "the connection is unusable; make a new one".
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    greenstalk.UnknownResponseError,
+    AssertionError,  # greenstalk asserts on a truncated reply when the server dies mid-answer
+)
+
+log = structlog.get_logger()
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """`HOST:PORT` or `[V6]:PORT` to a socket address, with an error that shows the form."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise QueueUnavailable(
+            f"beanstalkd address {text!r} is not HOST:PORT (for example 127.0.0.1:11300)"
+        )
+    return host, int(port)
+
+
+def connect(
+    address: str, *, use: str | None = None, watch: str | None = None
+) -> greenstalk.Client[bytes]:
+    """One connection with a connect timeout (greenstalk has none); bodies stay bytes."""
+    host, port = parse_address(address)
+    try:
+        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S)
+    except ConnectionRefusedError:
+        raise QueueUnavailable(
+            f"nothing listens at {address}: start beanstalkd there "
+            f"(beanstalkd -l {host} -p {port} -b DIR) or pass the right --beanstalkd"
+        ) from None
+    except socket.gaierror as exc:
+        raise QueueUnavailable(
+            f"cannot resolve beanstalkd host {host!r} ({exc.strerror}): check --beanstalkd"
+        ) from None
+    except OSError as exc:
+        raise QueueUnavailable(
+            f"cannot reach beanstalkd at {address} ({exc.strerror or exc}): "
+            "check the address, the firewall and that beanstalkd runs"
+        ) from None
+    sock.settimeout(IO_TIMEOUT_S)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    try:
+        client: greenstalk.Client[bytes] = greenstalk.Client(sock, encoding=None)
+        if use is not None:
+            client.use(use)
+        if watch is not None:
+            client.watch(watch)
+            if watch != "default":
+                client.ignore("default")
+    except CONNECTION_ERRORS as exc:
+        sock.close()
+        raise QueueUnavailable(
+            f"{address} did not answer like beanstalkd ({exc!r}): check --beanstalkd"
+        ) from None
+    return client
+
+
+class Queue:
+    """A connection that remembers its address and tubes, so a role can reconnect after loss.
+
+    The current `use` tube is tracked so a put only costs an extra round trip when the tube
+    changes.
+    """
+
+    def __init__(self, address: str, *, use: str, watch: str | None = None) -> None:
+        self.address = address
+        self._default_use = use
+        self._watch = watch
+        self._using = use
+        self.client = connect(address, use=use, watch=watch)
+
+    def put(
+        self,
+        tube: str,
+        body: bytes,
+        *,
+        delay: int = 0,
+        ttr: int = 60,
+        priority: int = DEFAULT_PRIORITY,
+    ) -> int:
+        if tube != self._using:
+            self.client.use(tube)
+            self._using = tube
+        job_id: int = self.client.put(body, priority=priority, delay=delay, ttr=ttr)
+        return job_id
+
+    def reserve(self, timeout: int) -> greenstalk.Job[bytes] | None:
+        """A job, or None when none came within `timeout` seconds."""
+        try:
+            job: greenstalk.Job[bytes] = self.client.reserve(timeout=timeout)
+        except (greenstalk.TimedOutError, greenstalk.DeadlineSoonError):
+            return None
+        return job
+
+    def delete(self, job_id: int) -> bool:
+        """False when the job is gone already (TTR expired and it was handed out again)."""
+        try:
+            self.client.delete(job_id)
+        except greenstalk.NotFoundError:
+            return False
+        return True
+
+    def bury(self, job: greenstalk.Job[bytes]) -> None:
+        self.client.bury(job, priority=DEFAULT_PRIORITY)
+
+    def touch(self, job: greenstalk.Job[bytes]) -> None:
+        self.client.touch(job)
+
+    def ttr(self, job: greenstalk.Job[bytes]) -> int:
+        return int(self.client.stats_job(job)["ttr"])
+
+    def stats_tube(self, tube: str) -> dict[str, Any]:
+        try:
+            stats: dict[str, Any] = dict(self.client.stats_tube(tube))
+        except greenstalk.NotFoundError:
+            return {}
+        return stats
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.client.close()
+
+    def reconnect(self, stop: threading.Event | None = None) -> bool:
+        """Reconnect with exponential backoff until it works or `stop` is set."""
+        self.close()
+        delay = BACKOFF_FIRST_S
+        log.warning(
+            "beanstalkd_lost",
+            address=self.address,
+            hint="reconnecting with backoff; work in hand will be handed out again",
+        )
+        while stop is None or not stop.is_set():
+            try:
+                self.client = connect(self.address, use=self._default_use, watch=self._watch)
+            except BeanmillError:
+                for _ in backoff_sleeps(delay):
+                    if stop is not None and stop.is_set():
+                        return False
+                delay = min(delay * 2, BACKOFF_MAX_S)
+                continue
+            self._using = self._default_use
+            log.info("beanstalkd_reconnected", address=self.address)
+            return True
+        return False
+
+
+def backoff_sleeps(total: float, step: float = 0.05) -> Iterator[None]:
+    """Sleep `total` seconds in small steps, yielding between them so callers can stop early."""
+    deadline = time.monotonic() + total
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(step, left))
+        yield

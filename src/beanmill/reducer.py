@@ -1,0 +1,242 @@
+"""The reducer role: fold partials into the total, commit total + ledger, then delete results.
+
+Commit-then-delete is the order that makes a crash harmless: results applied but not yet
+deleted come back, and the ledger (committed with the total) says they are already in it.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import greenstalk
+import structlog
+
+from beanmill.checkpoint import Checkpoint, Snapshot
+from beanmill.crashpoint import crashpoint
+from beanmill.errors import MalformedMessage
+from beanmill.jobspec import Progress, Spec
+from beanmill.jsontypes import JSON
+from beanmill.progress import progress_line
+from beanmill.queue import CONNECTION_ERRORS, Queue
+from beanmill.source import layout_of
+from beanmill.wire import EndRecord, ErrorRecord, Partial, decode_result
+
+log = structlog.get_logger()
+
+MAX_STAGED_JOBS = 5000
+
+
+@dataclass(frozen=True)
+class ReducerOptions:
+    commit_interval: float = 2.0
+    progress_interval: float = 5.0
+    exit_when_complete: bool = True
+
+
+@dataclass
+class Staged:
+    """Work reserved since the last commit: lost (and handed out again) if we die."""
+
+    job_ids: list[int] = field(default_factory=list)
+    partials: list[JSON] = field(default_factory=list)
+    applied: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, ErrorRecord] = field(default_factory=dict)
+    items: int = 0
+    end: EndRecord | None = None
+    layout: str | None = None
+
+
+class Reducer:
+    def __init__(
+        self,
+        spec: Spec,
+        address: str,
+        checkpoint: Path,
+        opts: ReducerOptions,
+        stop: threading.Event,
+        out: TextIO,
+    ) -> None:
+        self.spec, self.opts, self.stop, self.out = spec, opts, stop, out
+        self.results_tube = spec.tubes[1]
+        self.ckpt = Checkpoint(checkpoint, spec.name)
+        self.snap = self.ckpt.snapshot()
+        self.queue = Queue(address, use=self.results_tube, watch=self.results_tube)
+        self.staged = Staged()
+        self.started = time.monotonic()
+        self.items_at_start = self.snap.items
+        self.last_commit = self.last_progress = time.monotonic()
+
+    # -- folding ---------------------------------------------------------------------------
+
+    def _stage(self, job: greenstalk.Job[bytes]) -> None:
+        try:
+            record = decode_result(job.body)
+            if isinstance(record, Partial):
+                self._stage_partial(record)
+            elif isinstance(record, ErrorRecord):
+                if not self.ckpt.applied([record.batch]) and record.batch not in (
+                    self.staged.applied
+                ):
+                    self.staged.errors[record.batch] = record
+            elif isinstance(record, EndRecord):
+                self.staged.end = record
+        except MalformedMessage as exc:
+            self.queue.bury(job)
+            log.error("result_malformed_buried", job_id=job.id, reason=str(exc))
+            return
+        self.staged.job_ids.append(job.id)
+
+    def _stage_partial(self, partial: Partial) -> None:
+        layouts = {lay for b in partial.batches if (lay := layout_of(b)) is not None}
+        known = self.staged.layout or self.snap.layout
+        if layouts and (len(layouts) > 1 or (known is not None and layouts != {known})):
+            raise MalformedMessage(
+                f"batch layout {sorted(layouts)} differs from this checkpoint's {known!r}: the "
+                "producer was restarted with another --batch-size/--order/--seed"
+            )
+        seen = self.ckpt.applied(partial.batches) | (
+            set(partial.batches) & self.staged.applied.keys()
+        )
+        if seen == set(partial.batches):
+            log.debug("duplicate_skipped", batches=len(partial.batches))
+            return
+        if seen:
+            # A partial is applied whole or not at all; half of one cannot be taken apart.
+            raise MalformedMessage(
+                f"partial overlaps the ledger: {len(seen)} of its {len(partial.batches)} "
+                f"batches are in already, {sorted(set(partial.batches) - seen)[:5]} are not"
+            )
+        if layouts and known is None:
+            self.staged.layout = layouts.pop()
+        per_batch = partial.items // len(partial.batches)
+        for b in partial.batches:
+            self.staged.applied[b] = per_batch
+        self.staged.partials.append(partial.value)
+        self.staged.items += partial.items
+        for b in partial.batches:
+            self.staged.errors.pop(b, None)
+
+    def _total(self) -> JSON:
+        if not self.staged.partials:
+            return self.snap.total
+        if self.snap.batches == 0:
+            return self.spec.rereduce(self.staged.partials)
+        return self.spec.rereduce([self.snap.total, *self.staged.partials])
+
+    def commit(self, stopped_because: str | None = None) -> None:
+        staged = self.staged
+        if not staged.job_ids and stopped_because is None:
+            return
+        total = self._total()
+        self.ckpt.commit(
+            total=total,
+            items=self.snap.items + staged.items,
+            applied=list(staged.applied.items()),
+            errors=list(staged.errors.values()),
+            end=staged.end,
+            layout=staged.layout,
+            stopped_because=stopped_because,
+        )
+        crashpoint("reducer.after_commit")
+        self.snap = self.ckpt.snapshot()
+        self.staged = Staged()
+        self.last_commit = time.monotonic()
+        log.debug("checkpoint_committed", batches=len(staged.applied), jobs=len(staged.job_ids))
+        for n, job_id in enumerate(staged.job_ids):
+            self.queue.delete(job_id)
+            if n == 0:
+                crashpoint("reducer.mid_delete")
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def progress(self) -> Progress:
+        elapsed = time.monotonic() - self.started
+        done = self.snap.items - self.items_at_start
+        return Progress(
+            items=self.snap.items,
+            batches=self.snap.batches,
+            total_items=self.snap.end_items,
+            total_batches=self.snap.end_batches,
+            errors=self.snap.errors,
+            elapsed=elapsed,
+            items_per_s=done / elapsed if elapsed > 0 else 0.0,
+        )
+
+    def print_progress(self, prefix: str = "") -> None:
+        p = self.progress()
+        line = progress_line(self.spec.name, p, self.spec.report(self.snap.total, p))
+        print(prefix + line, file=self.out, flush=True)
+        self.last_progress = time.monotonic()
+
+    def _due(self) -> bool:
+        staged = self.staged
+        if not staged.job_ids:
+            return False
+        if len(staged.job_ids) >= MAX_STAGED_JOBS or staged.end is not None:
+            return True
+        if self.snap.end_batches is not None and (
+            self.snap.producer_batches + len(staged.applied) >= self.snap.end_batches
+        ):
+            return True
+        return time.monotonic() - self.last_commit >= self.opts.commit_interval
+
+    def run(self) -> int:
+        if self.snap.complete:
+            self.print_progress("already complete: ")
+            return 0
+        log.info("reducer_started", items=self.snap.items, batches=self.snap.batches)
+        while True:
+            if self._due():
+                self.commit()
+                if self.snap.complete and self.opts.exit_when_complete:
+                    break
+                if self.spec.done(self.snap.total, self.progress()):
+                    self.commit(stopped_because="done() returned true")
+                    break
+            if self.stop.is_set():
+                self.commit()
+                break
+            if time.monotonic() - self.last_progress >= self.opts.progress_interval:
+                self.print_progress()
+            try:
+                job = self.queue.reserve(timeout=1)
+                if job is not None:
+                    crashpoint("reducer.after_reserve")
+                    self._stage(job)
+            except CONNECTION_ERRORS:
+                # Uncommitted work is dropped: its results come back to a new connection.
+                self.staged = Staged()
+                if not self.queue.reconnect(self.stop):
+                    break
+        self.print_progress("complete: " if self.snap.complete else "stopped: ")
+        log.info("reducer_stopped", items=self.snap.items, complete=self.snap.complete)
+        return 0
+
+    def close(self) -> None:
+        self.queue.close()
+        self.ckpt.close()
+
+
+def run_reducer(
+    spec: Spec,
+    address: str,
+    checkpoint: Path,
+    opts: ReducerOptions,
+    stop: threading.Event,
+    out: TextIO = sys.stdout,
+) -> int:
+    reducer = Reducer(spec, address, checkpoint, opts, stop, out)
+    try:
+        return reducer.run()
+    finally:
+        reducer.close()
+
+
+def describe(snapshot: Snapshot) -> str:
+    state = "complete" if snapshot.complete else "running or stopped"
+    return f"{snapshot.job}: {snapshot.items:,} items in {snapshot.batches:,} batches, {state}"

@@ -1,0 +1,195 @@
+"""`beanmill run`: one machine, one command: private beanstalkd, producer, consumers, reducer.
+
+Every role runs as its own process, exactly as it would on separate hosts, so what `run`
+shows is what a deployment does; `run` only starts them, restarts crashed ones and stops all.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from beanmill.checkpoint import read_snapshot
+from beanmill.errors import BeanmillError
+from beanmill.jobspec import Spec
+from beanmill.queue import connect
+from beanmill.server import Beanstalkd, start_private
+
+log = structlog.get_logger()
+
+STOP_TIMEOUT_S = 30.0
+MAX_RESTARTS = 20
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    data_dir: Path
+    consumers: int = 2
+    beanstalkd: str | None = None
+    batch_size: int = 200
+    order: str = "sequential"
+    seed: int | None = None
+    threads: int = 1
+    log_level: str = "warning"
+    progress_interval: float = 2.0
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.data_dir / "checkpoint.sqlite"
+
+    @property
+    def cursor(self) -> Path:
+        return self.data_dir / "cursor.json"
+
+
+@dataclass
+class Role:
+    """One child process and how to start it again."""
+
+    name: str
+    argv: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    finished: bool = False
+    started_at: float = field(default=0.0)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL)
+        self.started_at = time.monotonic()
+
+    def signal(self, signum: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signum)
+
+
+def _argv(role: str, spec: Spec, address: str, opts: RunOptions) -> list[str]:
+    base = [
+        sys.executable,
+        "-m",
+        "beanmill",
+        role,
+        spec.ref,
+        "--beanstalkd",
+        address,
+        "--log-level",
+        opts.log_level,
+    ]
+    if role == "producer":
+        return [
+            *base,
+            "--batch-size",
+            str(opts.batch_size),
+            "--state",
+            str(opts.cursor),
+            "--order",
+            opts.order,
+            *(["--seed", str(opts.seed)] if opts.seed is not None else []),
+        ]
+    if role == "consumer":
+        return [*base, "--threads", str(opts.threads)]
+    return [
+        *base,
+        "--checkpoint",
+        str(opts.checkpoint),
+        "--progress-interval",
+        str(opts.progress_interval),
+    ]
+
+
+def _final(opts: RunOptions) -> None:
+    print(f"result: {json.dumps(read_snapshot(opts.checkpoint).total)}", flush=True)
+
+
+def run_job(spec: Spec, opts: RunOptions, stop: threading.Event) -> int:
+    opts.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if opts.checkpoint.exists():
+        snap = read_snapshot(opts.checkpoint)
+        if snap.job != spec.name:
+            raise BeanmillError(
+                f"{opts.data_dir} holds job {snap.job!r}, not {spec.name!r}: "
+                "pass another --data-dir"
+            )
+        if snap.complete:
+            print(
+                f"[{spec.name}] already finished: {snap.items:,} items "
+                f"(data in {opts.data_dir}; delete it to run again)",
+                flush=True,
+            )
+            _final(opts)
+            return 0
+        print(f"[{spec.name}] resuming: {snap.items:,} items already applied", flush=True)
+    server: Beanstalkd | None = None
+    address = opts.beanstalkd
+    if address is None:
+        server = start_private(opts.data_dir / "binlog")
+        address = server.address
+        log.info("beanstalkd_started", address=address, binlog=str(server.binlog_dir))
+    else:
+        connect(address).close()  # fail now, with the clear message, not in every child
+    roles = [
+        Role("reducer", _argv("reducer", spec, address, opts)),
+        Role("producer", _argv("producer", spec, address, opts)),
+    ]
+    roles += [
+        Role(f"consumer-{i + 1}", _argv("consumer", spec, address, opts))
+        for i in range(opts.consumers)
+    ]
+    try:
+        return _supervise(roles, stop, opts)
+    finally:
+        for role in roles:
+            role.signal(signal.SIGTERM)
+        _wait_all(roles)
+        if server is not None:
+            server.stop()
+
+
+def _wait_all(roles: list[Role]) -> None:
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for role in roles:
+        if role.proc is None:
+            continue
+        try:
+            role.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("role_killed_after_timeout", role=role.name)
+            role.proc.kill()
+            role.proc.wait()
+
+
+def _supervise(roles: list[Role], stop: threading.Event, opts: RunOptions) -> int:
+    for role in roles:
+        role.start()
+    reducer = roles[0]
+    while not stop.wait(0.2):
+        for role in roles:
+            assert role.proc is not None
+            rc = role.proc.poll()
+            if rc is None or role.finished:
+                continue
+            if rc == 0:
+                role.finished = True
+                continue
+            if rc == 2:
+                return 2  # the role printed a one-line error (bad spec, corrupt checkpoint)
+            if role.restarts >= MAX_RESTARTS:
+                raise BeanmillError(f"{role.name} keeps failing (exit {rc}); see its log above")
+            role.restarts += 1
+            log.warning("role_restarted", role=role.name, exit=rc, restarts=role.restarts)
+            role.start()
+        if reducer.finished:
+            _final(opts)
+            return 0
+    for role in roles:
+        role.signal(signal.SIGTERM)
+    _wait_all(roles)
+    print("stopped: run the same command again to resume", flush=True)
+    return 0

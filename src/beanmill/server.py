@@ -1,0 +1,131 @@
+"""A private beanstalkd process: what `beanmill run` and the test fixtures start."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from beanmill.errors import QueueUnavailable
+
+START_TIMEOUT_S = 10.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def beanstalkd_path() -> str:
+    path = shutil.which("beanstalkd") or (
+        "/usr/bin/beanstalkd" if Path("/usr/bin/beanstalkd").exists() else None
+    )
+    if path is None:
+        raise QueueUnavailable(
+            "beanstalkd is not installed: run `apt-get install beanstalkd` "
+            "or pass --beanstalkd HOST:PORT of a running one"
+        )
+    return path
+
+
+@dataclass
+class Beanstalkd:
+    """A beanstalkd we started, on loopback, with its binlog in `binlog_dir`."""
+
+    binlog_dir: Path
+    port: int
+    host: str = "127.0.0.1"
+    extra_args: tuple[str, ...] = ()
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> Beanstalkd:
+        self.binlog_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            beanstalkd_path(),
+            "-l",
+            self.host,
+            "-p",
+            str(self.port),
+            "-b",
+            str(self.binlog_dir),
+            *self.extra_args,
+        ]
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = (
+                    self.proc.stderr.read().decode(errors="replace").strip()
+                    if (self.proc.stderr)
+                    else ""
+                )
+                raise QueueUnavailable(f"beanstalkd exited at start: {err or 'no message'}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection((self.host, self.port), timeout=0.2),
+            ):
+                return self
+            time.sleep(0.02)
+        self.kill()
+        raise QueueUnavailable(f"beanstalkd did not listen on {self.address} within 10 s")
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL if it lingers; the binlog keeps every acknowledged job."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def start_private(
+    binlog_dir: Path, host: str = "127.0.0.1", extra_args: tuple[str, ...] = ()
+) -> Beanstalkd:
+    """Start on a free loopback port, retrying if another process takes the port first."""
+    last: QueueUnavailable | None = None
+    for _ in range(5):
+        server = Beanstalkd(
+            binlog_dir=binlog_dir, port=free_port(host), host=host, extra_args=extra_args
+        )
+        try:
+            return server.start()
+        except QueueUnavailable as exc:
+            if "lock" in str(exc).lower():
+                raise QueueUnavailable(
+                    f"{binlog_dir} is in use by another beanstalkd: is another "
+                    "`beanmill run` working in this data dir?"
+                ) from None
+            last = exc
+    assert last is not None
+    raise last

@@ -1,0 +1,106 @@
+"""Cutting a spec's items into deterministic batches, in order or in a seeded random order.
+
+Batch `seq` always holds the same items for the same (items, batch size, order, seed), so a
+producer restarted from an older cursor re-puts identical batches that the ledger absorbs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from beanmill.errors import SpecError
+from beanmill.jsontypes import Item
+
+ORDERS = ("sequential", "random")
+SHUFFLE_BUFFER = 10_000
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How items become batches; part of every batch ID so two layouts never mix."""
+
+    batch_size: int
+    order: str = "sequential"
+    seed: int | None = None
+
+    @property
+    def tag(self) -> str:
+        if self.order == "random":
+            return f"r{self.seed}.{self.batch_size}"
+        return f"s{self.batch_size}"
+
+    def batch_id(self, seq: int) -> str:
+        return f"{self.tag}-{seq}"
+
+
+def layout_of(batch_id: str) -> str | None:
+    """The layout tag of a producer batch ID; None for bare items and foreign IDs."""
+    tag, sep, seq = batch_id.rpartition("-")
+    return tag if sep and seq.isdigit() and tag[:1] in ("s", "r") else None
+
+
+def check_item(item: object) -> Item:
+    if isinstance(item, bool) or not isinstance(item, str | int):
+        raise SpecError(
+            f"items() yielded {item!r} ({type(item).__name__}); item IDs must be str or int"
+        )
+    return item
+
+
+def population_size(items: Iterable[Item]) -> int | None:
+    return len(items) if isinstance(items, Sequence) else None
+
+
+def _ordered(items: Iterable[Item], layout: Layout, start: int) -> Iterator[Item]:
+    if layout.order == "sequential":
+        if isinstance(items, Sequence):
+            return (items[i] for i in range(start, len(items)))
+        return itertools.islice(items, start, None)
+    if isinstance(items, Sequence):
+        from beanmill.permutation import Permutation
+
+        n = len(items)
+        if n == 0:
+            return iter(())
+        perm = Permutation(n, layout.seed or 0)
+        return (items[perm(i)] for i in range(start, n))
+    log.warning(
+        "random_order_not_uniform",
+        buffer=SHUFFLE_BUFFER,
+        hint="items() is not a sequence: a bounded shuffle buffer is used, which is "
+        "not a uniform sample; return a range or list for a true random order",
+    )
+    return itertools.islice(_buffer_shuffle(items, layout.seed or 0), start, None)
+
+
+def _buffer_shuffle(items: Iterable[Item], seed: int) -> Iterator[Item]:
+    rng = random.Random(seed)
+    buffer: list[Item] = []
+    for item in items:
+        if len(buffer) < SHUFFLE_BUFFER:
+            buffer.append(item)
+            continue
+        i = rng.randrange(SHUFFLE_BUFFER)
+        yield buffer[i]
+        buffer[i] = item
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+def batches(
+    items: Iterable[Item], layout: Layout, start_batch: int = 0
+) -> Iterator[tuple[int, list[Item]]]:
+    """(seq, items) from batch `start_batch` on; skipping ahead is O(1) for sequences."""
+    stream = _ordered(items, layout, start_batch * layout.batch_size)
+    for seq in itertools.count(start_batch):
+        chunk = [check_item(i) for i in itertools.islice(stream, layout.batch_size)]
+        if not chunk:
+            return
+        yield seq, chunk

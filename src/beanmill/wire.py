@@ -1,0 +1,214 @@
+"""The wire codec: bytes on the items and results tubes to typed records and back.
+
+Pure functions only. Nothing here ever executes or unpickles what it reads: a queue
+that anyone on the network can write to must not be able to run code in a worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from beanmill.errors import MalformedMessage
+from beanmill.jsontypes import JSON, Item
+
+VERSION = 1
+MAX_BATCH_ID_CHARS = 200
+BARE_PREFIX = "i-"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Items to map, as one job on the items tube."""
+
+    batch: str
+    items: tuple[Item, ...]
+    attempt: int = 0
+    bare: bool = False
+
+
+@dataclass(frozen=True)
+class Partial:
+    """A consumer's reduced value for one or more batches."""
+
+    batches: tuple[str, ...]
+    items: int
+    value: JSON
+
+
+@dataclass(frozen=True)
+class ErrorRecord:
+    """Why a batch was buried, kept by the reducer for operators (keyed by batch, not job id)."""
+
+    batch: str
+    job_id: int
+    attempts: int
+    reason: str  # "failed" (map/reduce raised) or "malformed" (body unusable)
+    exception: str
+    traceback: str
+    host: str
+
+
+@dataclass(frozen=True)
+class EndRecord:
+    """The producer's announcement of how much work there is."""
+
+    batches: int
+    items: int
+
+
+Result = Partial | ErrorRecord | EndRecord
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _loads(body: bytes) -> Any:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedMessage(f"body is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedMessage(f"body is not valid JSON ({str(exc)[:120]})") from None
+
+
+def dumps(value: Any) -> bytes:
+    """Compact, strict JSON (NaN and Infinity are refused: other languages cannot read them)."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def bare_batch_id(text: str) -> str:
+    """Deterministic ID for a bare item, so a foreign producer's duplicates are absorbed too."""
+    return BARE_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _check_version(obj: dict[str, Any]) -> None:
+    version = obj.get("v")
+    if version != VERSION:
+        raise MalformedMessage(f"unknown format version {version!r} (beanmill reads {VERSION})")
+
+
+def _is_item(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _batch_id(value: Any) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_BATCH_ID_CHARS:
+        raise MalformedMessage("batch id must be a non-empty string of at most 200 characters")
+    return value
+
+
+def _count(obj: dict[str, Any], key: str) -> int:
+    value = obj.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise MalformedMessage(f"{key!r} must be a non-negative integer")
+    return value
+
+
+def encode_batch(batch: Batch) -> bytes:
+    return dumps(
+        {
+            "v": VERSION,
+            "type": "batch",
+            "batch": batch.batch,
+            "attempt": batch.attempt,
+            "items": list(batch.items),
+        }
+    )
+
+
+def decode_batch(body: bytes) -> Batch:
+    """A beanmill batch object, or any other body as one bare item ID (stripped text)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedMessage(f"body is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if not text.lstrip().startswith("{"):
+        item = text.strip()
+        if not item:
+            raise MalformedMessage("empty body is not an item ID")
+        return Batch(batch=bare_batch_id(item), items=(item,), bare=True)
+    obj = _loads(body)
+    if not isinstance(obj, dict):
+        raise MalformedMessage("body starts like a JSON object but is not one")
+    _check_version(obj)
+    if obj.get("type") != "batch":
+        raise MalformedMessage(f"items tube holds batches, not {obj.get('type')!r}")
+    items = obj.get("items")
+    if not isinstance(items, list) or not items or not all(_is_item(i) for i in items):
+        raise MalformedMessage("'items' must be a non-empty list of strings or integers")
+    return Batch(
+        batch=_batch_id(obj.get("batch")), items=tuple(items), attempt=_count(obj, "attempt")
+    )
+
+
+def encode_result(record: Result) -> bytes:
+    if isinstance(record, Partial):
+        return dumps(
+            {
+                "v": VERSION,
+                "type": "partial",
+                "batches": list(record.batches),
+                "items": record.items,
+                "value": record.value,
+            }
+        )
+    if isinstance(record, ErrorRecord):
+        return dumps(
+            {
+                "v": VERSION,
+                "type": "error",
+                "batch": record.batch,
+                "job_id": record.job_id,
+                "attempts": record.attempts,
+                "reason": record.reason,
+                "exception": record.exception,
+                "traceback": record.traceback,
+                "host": record.host,
+            }
+        )
+    return dumps({"v": VERSION, "type": "end", "batches": record.batches, "items": record.items})
+
+
+def _text(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key, "")
+    if not isinstance(value, str):
+        raise MalformedMessage(f"{key!r} must be a string")
+    return value
+
+
+def decode_result(body: bytes) -> Result:
+    obj = _loads(body)
+    if not isinstance(obj, dict):
+        raise MalformedMessage("results tube holds JSON objects only")
+    _check_version(obj)
+    kind = obj.get("type")
+    if kind == "partial":
+        batches = obj.get("batches")
+        if not isinstance(batches, list) or not batches:
+            raise MalformedMessage("'batches' must be a non-empty list of batch ids")
+        if "value" not in obj:
+            raise MalformedMessage("a partial needs a 'value'")
+        return Partial(
+            batches=tuple(_batch_id(b) for b in batches),
+            items=_count(obj, "items"),
+            value=obj["value"],
+        )
+    if kind == "error":
+        return ErrorRecord(
+            batch=_batch_id(obj.get("batch")),
+            job_id=_count(obj, "job_id"),
+            attempts=_count(obj, "attempts"),
+            reason=_text(obj, "reason"),
+            exception=_text(obj, "exception"),
+            traceback=_text(obj, "traceback"),
+            host=_text(obj, "host"),
+        )
+    if kind == "end":
+        return EndRecord(batches=_count(obj, "batches"), items=_count(obj, "items"))
+    raise MalformedMessage(f"unknown record type {kind!r}")
