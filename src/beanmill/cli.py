@@ -92,6 +92,13 @@ def cli() -> None:
     help="map threads per consumer (for I/O-bound maps)",
 )
 @click.option(
+    "--ttr",
+    type=click.IntRange(1),
+    default=60,
+    show_default=True,
+    help="seconds before a silent consumer's batch is handed out again",
+)
+@click.option(
     "--log-level",
     default="warning",
     show_default=True,
@@ -107,6 +114,7 @@ def run(
     order: str,
     seed: int | None,
     threads: int,
+    ttr: int,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -123,6 +131,7 @@ def run(
         order=order,
         seed=_seed(order, seed),
         threads=threads,
+        ttr=ttr,
         log_level=log_level,
     )
     sys.exit(run_job(loaded, opts, install_stop_handlers()))

@@ -38,6 +38,7 @@ class RunOptions:
     order: str = "sequential"
     seed: int | None = None
     threads: int = 1
+    ttr: int = 60
     log_level: str = "warning"
     progress_interval: float = 2.0
 
@@ -89,6 +90,8 @@ def _argv(role: str, spec: Spec, address: str, opts: RunOptions) -> list[str]:
             str(opts.batch_size),
             "--state",
             str(opts.cursor),
+            "--ttr",
+            str(opts.ttr),
             "--order",
             opts.order,
             *(["--seed", str(opts.seed)] if opts.seed is not None else []),
@@ -143,7 +146,7 @@ def run_job(spec: Spec, opts: RunOptions, stop: threading.Event) -> int:
         for i in range(opts.consumers)
     ]
     try:
-        return _supervise(roles, stop, opts)
+        return _supervise(roles, stop, opts, server)
     finally:
         for role in roles:
             role.signal(signal.SIGTERM)
@@ -165,11 +168,20 @@ def _wait_all(roles: list[Role]) -> None:
             role.proc.wait()
 
 
-def _supervise(roles: list[Role], stop: threading.Event, opts: RunOptions) -> int:
+def _supervise(
+    roles: list[Role], stop: threading.Event, opts: RunOptions, server: Beanstalkd | None
+) -> int:
     for role in roles:
         role.start()
     reducer = roles[0]
     while not stop.wait(0.2):
+        if server is not None and not server.running():
+            log.warning(
+                "beanstalkd_restarted",
+                address=server.address,
+                hint="it died; its binlog brings every job back",
+            )
+            server.start()
         for role in roles:
             assert role.proc is not None
             rc = role.proc.poll()

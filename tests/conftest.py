@@ -1,0 +1,33 @@
+"""Fixtures that start real processes: a beanstalkd on a free loopback port with its own binlog."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from beanmill.server import Beanstalkd, free_port
+from support import Procs
+
+
+@pytest.fixture
+def beanstalkd(tmp_path: Path) -> Iterator[Beanstalkd]:
+    """A real beanstalkd; `.restart()` keeps its port and binlog, `.kill()` is a SIGKILL."""
+    if shutil.which("beanstalkd") is None and not Path("/usr/bin/beanstalkd").exists():
+        pytest.fail("beanstalkd is not installed: apt-get install beanstalkd (.ci/run does)")
+    server = Beanstalkd(binlog_dir=tmp_path / "binlog", port=free_port()).start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Procs]:
+    p = Procs(tmp_path)
+    try:
+        yield p
+    finally:
+        p.cleanup()

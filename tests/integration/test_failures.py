@@ -1,0 +1,103 @@
+"""Failing maps, slow maps, lost servers and bad addresses, against a real beanstalkd."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import greenstalk
+
+from beanmill.server import Beanstalkd, free_port
+from specs.sums import squares_answer
+from support import Procs, finish, spec_ref, status, wait_for
+from test_pipeline import beanstalkd_counts, start_roles
+
+FLAKY = spec_ref("sums:Flaky")
+
+
+def test_failing_batch_is_retried_then_buried_with_an_error_record(
+        beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path) -> None:
+    ckpt = tmp_path / "ck.sqlite"
+    env = {"SUMS_ITEMS": "500", "FLAKY_ITEMS": "123"}
+    procs.beanmill("producer", FLAKY, "--beanstalkd", beanstalkd.address, "--batch-size", "50",
+                   "--state", str(tmp_path / "cursor.json"), env=env)
+    consumer = procs.beanmill("consumer", FLAKY, "--beanstalkd", beanstalkd.address,
+                              "--max-attempts", "3", "--retry-delay", "0", env=env)
+    reducer = procs.beanmill("reducer", FLAKY, "--beanstalkd", beanstalkd.address,
+                             "--checkpoint", str(ckpt), "--commit-interval", "0.2", env=env)
+    wait_for(lambda: ckpt.exists() and status(ckpt)["errors"] == 1
+             and status(ckpt)["items"] == 450, what="9 batches applied, 1 error stored")
+    assert beanstalkd_counts(beanstalkd, "flaky.items")["current-jobs-buried"] == 1
+    snap = status(ckpt)
+    assert snap["complete"] is False
+    assert snap["total"] == squares_answer(500) - sum(i * i for i in range(100, 150))
+    for proc in (consumer, reducer):
+        proc.send_signal(signal.SIGTERM)
+    rc, _, err = finish(consumer)
+    assert rc == 0
+    events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    retries = [e for e in events if e["event"] == "batch_failed_retrying"]
+    buried = [e for e in events if e["event"] == "batch_buried"]
+    assert [e["attempt"] for e in retries] == [1, 2]
+    assert len(buried) == 1 and "item 123 is cursed" in buried[0]["error"]
+
+
+def test_a_batch_longer_than_its_ttr_is_kept_alive_by_touches(
+        beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path) -> None:
+    """3 items x 1.2 s per batch with TTR 2 s: without touches the job would time out."""
+    ckpt = tmp_path / "ck.sqlite"
+    slow = spec_ref("sums:Slow")
+    env = {"SUMS_ITEMS": "6", "SLOW_S": "1.2"}
+    start_roles(procs, beanstalkd.address, ckpt, consumers=2, env=env, spec=slow,
+                producer_args=("--batch-size", "3", "--ttr", "2"))
+    rc, _, err = finish(procs.started[0], timeout=60)
+    assert rc == 0, err
+    assert status(ckpt)["total"] == squares_answer(6)
+    client = greenstalk.Client((beanstalkd.host, beanstalkd.port))
+    assert client.stats()["job-timeouts"] == 0
+    client.close()
+
+
+def test_consumers_and_reducer_survive_a_beanstalkd_restart(
+        beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path) -> None:
+    ckpt = tmp_path / "ck.sqlite"
+    env = {"SUMS_ITEMS": "4000", "SUMS_MAP_DELAY": "0.001"}
+    start_roles(procs, beanstalkd.address, ckpt, env=env)
+    wait_for(lambda: ckpt.exists() and status(ckpt)["items"] > 0, what="some progress")
+    beanstalkd.kill()
+    time.sleep(1.0)  # the outage itself: the roles must ride it out
+    beanstalkd.start()
+    rc, _, err = finish(procs.started[0], timeout=120)
+    assert rc == 0, err
+    assert status(ckpt)["total"] == squares_answer(4000)
+    consumer_err = procs.started[2]
+    consumer_err.send_signal(signal.SIGTERM)
+    _, _, cerr = finish(consumer_err)
+    assert '"beanstalkd_lost"' in cerr and '"beanstalkd_reconnected"' in cerr
+
+
+def test_sigterm_stops_a_consumer_cleanly_with_exit_0(
+        beanstalkd: Beanstalkd, procs: Procs) -> None:
+    consumer = procs.beanmill("consumer", FLAKY, "--beanstalkd", beanstalkd.address)
+    wait_for(lambda: beanstalkd_counts(beanstalkd, "flaky.items").get("current-watching") == 1,
+             what="consumer watching")
+    consumer.send_signal(signal.SIGTERM)
+    rc, _, err = finish(consumer, timeout=10)
+    assert rc == 0, err
+    assert '"consumer_stopped"' in err
+
+
+def test_a_wrong_address_is_one_clear_line_and_exit_2(procs: Procs) -> None:
+    port = free_port()
+    for role in ("consumer", "reducer", "producer"):
+        extra = ["--checkpoint", "ck.sqlite"] if role == "reducer" else []
+        proc = procs.beanmill(role, FLAKY, "--beanstalkd", f"127.0.0.1:{port}", *extra)
+        rc, _, err = finish(proc)
+        assert rc == 2
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("beanmill: error: nothing listens at")
+    proc = procs.beanmill("consumer", FLAKY, "--beanstalkd", "no-port-here")
+    rc, _, err = finish(proc)
+    assert rc == 2 and "is not HOST:PORT" in err

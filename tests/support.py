@@ -1,0 +1,70 @@
+"""Helpers shared by the tests: real processes, polling with deadlines, known answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+SPECS = Path(__file__).parent / "specs"
+
+
+def spec_ref(name: str) -> str:
+    """A test job spec by `module:NAME` under tests/specs."""
+    module, _, obj = name.partition(":")
+    return f"{SPECS / (module + '.py')}:{obj}"
+
+
+class Procs:
+    """Processes started by a test, all killed at teardown whatever happened."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+        self.started: list[subprocess.Popen[str]] = []
+
+    def beanmill(self, *args: str, env: dict[str, str] | None = None,
+                 capture: bool = True) -> subprocess.Popen[str]:
+        full_env = {**os.environ, "BEANMILL_LOG_FORMAT": "json", **(env or {})}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "beanmill", *args], cwd=self.cwd, env=full_env, text=True,
+            stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+            stderr=subprocess.PIPE if capture else subprocess.DEVNULL,
+        )
+        self.started.append(proc)
+        return proc
+
+    def cleanup(self) -> None:
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    """Poll a condition with a deadline (never sleep as synchronisation)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 60.0) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def status(checkpoint: Path) -> dict[str, Any]:
+    """`beanmill status --json`, through the real command line."""
+    out = subprocess.run(
+        [sys.executable, "-m", "beanmill", "status", "--checkpoint", str(checkpoint), "--json"],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout
+    result: dict[str, Any] = json.loads(out)
+    return result
