@@ -60,6 +60,20 @@ order_option = click.option(
     help="random: a seeded uniform permutation (sampling)",
 )
 seed_option = click.option("--seed", type=int, default=None, help="seed of --order random")
+ttr_option = click.option(
+    "--ttr",
+    type=click.IntRange(1),
+    default=60,
+    show_default=True,
+    help="seconds a consumer may hold a batch between touches",
+)
+high_water_option = click.option(
+    "--high-water",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="most ready batches to keep in beanstalkd",
+)
 batch_option = click.option(
     "--batch-size", type=click.IntRange(1), default=200, show_default=True, help="items per job"
 )
@@ -91,13 +105,8 @@ def cli() -> None:
     show_default=True,
     help="map threads per consumer (for I/O-bound maps)",
 )
-@click.option(
-    "--ttr",
-    type=click.IntRange(1),
-    default=60,
-    show_default=True,
-    help="seconds before a silent consumer's batch is handed out again",
-)
+@ttr_option
+@high_water_option
 @click.option(
     "--log-level",
     default="warning",
@@ -115,6 +124,7 @@ def run(
     seed: int | None,
     threads: int,
     ttr: int,
+    high_water: int,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -132,6 +142,7 @@ def run(
         seed=_seed(order, seed),
         threads=threads,
         ttr=ttr,
+        high_water=high_water,
         log_level=log_level,
     )
     sys.exit(run_job(loaded, opts, install_stop_handlers()))
@@ -145,26 +156,14 @@ def _seed(order: str, seed: int | None) -> int | None:
 @click.argument("spec")
 @beanstalkd_option(required=True)
 @batch_option
-@click.option(
-    "--ttr",
-    type=click.IntRange(1),
-    default=60,
-    show_default=True,
-    help="seconds a consumer may hold a batch between touches",
-)
+@ttr_option
 @click.option(
     "--state",
     type=click.Path(path_type=Path),
     default=None,
     help="cursor file [default: ./beanmill-data/JOB/cursor.json]",
 )
-@click.option(
-    "--high-water",
-    type=click.IntRange(1),
-    default=1000,
-    show_default=True,
-    help="most ready batches to keep in beanstalkd",
-)
+@high_water_option
 @order_option
 @seed_option
 @logging_options

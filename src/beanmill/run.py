@@ -39,6 +39,7 @@ class RunOptions:
     seed: int | None = None
     threads: int = 1
     ttr: int = 60
+    high_water: int = 1000
     log_level: str = "warning"
     progress_interval: float = 2.0
 
@@ -92,6 +93,8 @@ def _argv(role: str, spec: Spec, address: str, opts: RunOptions) -> list[str]:
             str(opts.cursor),
             "--ttr",
             str(opts.ttr),
+            "--high-water",
+            str(opts.high_water),
             "--order",
             opts.order,
             *(["--seed", str(opts.seed)] if opts.seed is not None else []),

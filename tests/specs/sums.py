@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from collections.abc import Sequence
 
 from beanmill import Job
@@ -39,14 +40,21 @@ def squares_answer(n: int) -> int:
 
 
 class Flaky(Squares):
-    """Fails on items listed in FLAKY_ITEMS (comma separated), always."""
+    """Fails on items listed in FLAKY_ITEMS (comma separated): always, or only the first time
+    when FLAKY_ONCE names a directory in which to remember it."""
 
     name = "flaky"
 
     def map(self, item: str | int) -> int:
         bad = {int(x) for x in os.environ.get("FLAKY_ITEMS", "").split(",") if x}
         if int(item) in bad:
-            raise ValueError(f"item {item} is cursed")
+            once = os.environ.get("FLAKY_ONCE")
+            if once is None:
+                raise ValueError(f"item {item} is cursed")
+            marker = Path(once) / f"failed-{item}"
+            if not marker.exists():
+                marker.write_text("")
+                raise ValueError(f"item {item} fails once")
         return super().map(item)
 
 

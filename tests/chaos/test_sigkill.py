@@ -1,0 +1,117 @@
+"""SIGKILL at named points of every role, and at random times: the total stays exact.
+
+Each crash-point case makes one role kill itself with SIGKILL at the Nth pass of a point
+(between two effects that touch two stores); `beanmill run` restarts it, as systemd would,
+and the run must end with the exact answer.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from beanmill.server import Beanstalkd
+from specs.sums import squares_answer
+from support import Procs, finish, spec_ref, status, wait_for
+
+ITEMS = 2000
+
+CRASH_POINTS = [
+    "producer.after_put:3",
+    "producer.after_cursor:1",
+    "consumer.after_reserve:2",
+    "consumer.after_put:2",
+    "consumer.after_put:9",
+    "consumer.after_delete:3",
+    "consumer.after_retry_put:1",
+    "reducer.after_reserve:5",
+    "reducer.after_commit:1",
+    "reducer.after_commit:2",
+    "reducer.mid_delete:1",
+]
+
+
+def run_argv(spec: str, data: Path, address: str | None) -> list[str]:
+    argv = [
+        "run",
+        spec,
+        "--data-dir",
+        str(data),
+        "--consumers",
+        "2",
+        "--batch-size",
+        "20",
+        "--ttr",
+        "2",
+        "--high-water",
+        "10",
+    ]
+    return [*argv, "--beanstalkd", address] if address else argv
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_sigkill_at_a_crash_point_leaves_the_total_exact(
+    point: str, beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
+) -> None:
+    flag = tmp_path / "crashed"
+    env = {
+        "SUMS_ITEMS": str(ITEMS),
+        "SUMS_MAP_DELAY": "0.002",
+        "BEANMILL_CRASH_AT": point,
+        "BEANMILL_CRASH_ONCE": str(flag),
+    }
+    spec = spec_ref("sums:Squares")
+    if "retry" in point:  # only a failing batch goes through a retry
+        spec = spec_ref("sums:Flaky")
+        env |= {"FLAKY_ITEMS": "77", "FLAKY_ONCE": str(tmp_path)}
+    data = tmp_path / "data"
+    rc, out, err = finish(
+        procs.beanmill(*run_argv(spec, data, beanstalkd.address), env=env), timeout=120
+    )
+    assert rc == 0, err
+    assert flag.read_text() == point.partition(":")[0], "the crash really happened"
+    assert '"role_restarted"' in err
+    snap = status(data / "checkpoint.sqlite")
+    assert snap["complete"] and snap["items"] == ITEMS
+    assert snap["total"] == squares_answer(ITEMS)
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    try:
+        return [int(p) for p in path.read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def test_random_sigkills_of_every_role_and_beanstalkd_leave_the_total_exact(
+    procs: Procs, tmp_path: Path
+) -> None:
+    seed = int(os.environ.get("CHAOS_SEED", time.time_ns() % 10**6))
+    print(f"chaos seed: CHAOS_SEED={seed}")
+    rng = random.Random(seed)
+    items = 6000
+    data = tmp_path / "data"
+    env = {"SUMS_ITEMS": str(items), "SUMS_MAP_DELAY": "0.001"}
+    run = procs.beanmill(*run_argv(spec_ref("sums:Squares"), data, None), env=env)
+    ckpt = data / "checkpoint.sqlite"
+    wait_for(ckpt.exists, what="run started")
+    kills = 0
+    deadline = time.monotonic() + 12
+    while time.monotonic() < deadline and run.poll() is None:
+        time.sleep(rng.uniform(0.2, 1.0))
+        victims = children(run.pid)
+        if victims:
+            os.kill(rng.choice(victims), signal.SIGKILL)
+            kills += 1
+    rc, _, err = finish(run, timeout=180)
+    assert rc == 0, f"seed {seed}: {err[-2000:]}"
+    assert kills >= 5, f"seed {seed}: only {kills} kills"
+    snap = status(ckpt)
+    assert snap["items"] == items, f"seed {seed}"
+    assert snap["total"] == squares_answer(items), f"seed {seed}"
