@@ -11,6 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import greenstalk
+
+from beanmill.server import Beanstalkd
+
 SPECS = Path(__file__).parent / "specs"
 
 
@@ -27,11 +31,15 @@ class Procs:
         self.cwd = cwd
         self.started: list[subprocess.Popen[str]] = []
 
-    def beanmill(self, *args: str, env: dict[str, str] | None = None,
-                 capture: bool = True) -> subprocess.Popen[str]:
+    def beanmill(
+        self, *args: str, env: dict[str, str] | None = None, capture: bool = True
+    ) -> subprocess.Popen[str]:
         full_env = {**os.environ, "BEANMILL_LOG_FORMAT": "json", **(env or {})}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "beanmill", *args], cwd=self.cwd, env=full_env, text=True,
+            [sys.executable, "-m", "beanmill", *args],
+            cwd=self.cwd,
+            env=full_env,
+            text=True,
             stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
             stderr=subprocess.PIPE if capture else subprocess.DEVNULL,
         )
@@ -64,7 +72,56 @@ def status(checkpoint: Path) -> dict[str, Any]:
     """`beanmill status --json`, through the real command line."""
     out = subprocess.run(
         [sys.executable, "-m", "beanmill", "status", "--checkpoint", str(checkpoint), "--json"],
-        capture_output=True, text=True, check=True, timeout=30,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     ).stdout
     result: dict[str, Any] = json.loads(out)
     return result
+
+
+def start_roles(
+    procs: Procs,
+    address: str,
+    ckpt: Path,
+    spec: str,
+    *,
+    consumers: int = 2,
+    env: dict[str, str] | None = None,
+    producer_args: tuple[str, ...] = ("--batch-size", "50"),
+) -> None:
+    """Reducer, producer and consumers as separate processes, as on real hosts."""
+    procs.beanmill(
+        "reducer",
+        spec,
+        "--beanstalkd",
+        address,
+        "--checkpoint",
+        str(ckpt),
+        "--commit-interval",
+        "0.2",
+        env=env,
+    )
+    procs.beanmill(
+        "producer",
+        spec,
+        "--beanstalkd",
+        address,
+        "--state",
+        str(ckpt.parent / "cursor.json"),
+        *producer_args,
+        env=env,
+    )
+    for _ in range(consumers):
+        procs.beanmill("consumer", spec, "--beanstalkd", address, env=env)
+
+
+def beanstalkd_counts(server: Beanstalkd, tube: str) -> dict[str, int]:
+    client = greenstalk.Client((server.host, server.port), encoding=None)
+    try:
+        return dict(client.stats_tube(tube))
+    except greenstalk.NotFoundError:
+        return {}
+    finally:
+        client.close()

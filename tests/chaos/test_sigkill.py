@@ -70,7 +70,7 @@ def test_sigkill_at_a_crash_point_leaves_the_total_exact(
         spec = spec_ref("sums:Flaky")
         env |= {"FLAKY_ITEMS": "77", "FLAKY_ONCE": str(tmp_path)}
     data = tmp_path / "data"
-    rc, out, err = finish(
+    rc, _out, err = finish(
         procs.beanmill(*run_argv(spec, data, beanstalkd.address), env=env), timeout=120
     )
     assert rc == 0, err

@@ -11,24 +11,53 @@ import greenstalk
 
 from beanmill.server import Beanstalkd, free_port
 from specs.sums import squares_answer
-from support import Procs, finish, spec_ref, status, wait_for
-from test_pipeline import beanstalkd_counts, start_roles
+from support import Procs, beanstalkd_counts, finish, spec_ref, start_roles, status, wait_for
 
 FLAKY = spec_ref("sums:Flaky")
 
 
 def test_failing_batch_is_retried_then_buried_with_an_error_record(
-        beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path) -> None:
+    beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
+) -> None:
     ckpt = tmp_path / "ck.sqlite"
     env = {"SUMS_ITEMS": "500", "FLAKY_ITEMS": "123"}
-    procs.beanmill("producer", FLAKY, "--beanstalkd", beanstalkd.address, "--batch-size", "50",
-                   "--state", str(tmp_path / "cursor.json"), env=env)
-    consumer = procs.beanmill("consumer", FLAKY, "--beanstalkd", beanstalkd.address,
-                              "--max-attempts", "3", "--retry-delay", "0", env=env)
-    reducer = procs.beanmill("reducer", FLAKY, "--beanstalkd", beanstalkd.address,
-                             "--checkpoint", str(ckpt), "--commit-interval", "0.2", env=env)
-    wait_for(lambda: ckpt.exists() and status(ckpt)["errors"] == 1
-             and status(ckpt)["items"] == 450, what="9 batches applied, 1 error stored")
+    procs.beanmill(
+        "producer",
+        FLAKY,
+        "--beanstalkd",
+        beanstalkd.address,
+        "--batch-size",
+        "50",
+        "--state",
+        str(tmp_path / "cursor.json"),
+        env=env,
+    )
+    consumer = procs.beanmill(
+        "consumer",
+        FLAKY,
+        "--beanstalkd",
+        beanstalkd.address,
+        "--max-attempts",
+        "3",
+        "--retry-delay",
+        "0",
+        env=env,
+    )
+    reducer = procs.beanmill(
+        "reducer",
+        FLAKY,
+        "--beanstalkd",
+        beanstalkd.address,
+        "--checkpoint",
+        str(ckpt),
+        "--commit-interval",
+        "0.2",
+        env=env,
+    )
+    wait_for(
+        lambda: ckpt.exists() and status(ckpt)["errors"] == 1 and status(ckpt)["items"] == 450,
+        what="9 batches applied, 1 error stored",
+    )
     assert beanstalkd_counts(beanstalkd, "flaky.items")["current-jobs-buried"] == 1
     snap = status(ckpt)
     assert snap["complete"] is False
@@ -45,13 +74,21 @@ def test_failing_batch_is_retried_then_buried_with_an_error_record(
 
 
 def test_a_batch_longer_than_its_ttr_is_kept_alive_by_touches(
-        beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path) -> None:
+    beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
+) -> None:
     """3 items x 1.2 s per batch with TTR 2 s: without touches the job would time out."""
     ckpt = tmp_path / "ck.sqlite"
     slow = spec_ref("sums:Slow")
     env = {"SUMS_ITEMS": "6", "SLOW_S": "1.2"}
-    start_roles(procs, beanstalkd.address, ckpt, consumers=2, env=env, spec=slow,
-                producer_args=("--batch-size", "3", "--ttr", "2"))
+    start_roles(
+        procs,
+        beanstalkd.address,
+        ckpt,
+        consumers=2,
+        env=env,
+        spec=slow,
+        producer_args=("--batch-size", "3", "--ttr", "2"),
+    )
     rc, _, err = finish(procs.started[0], timeout=60)
     assert rc == 0, err
     assert status(ckpt)["total"] == squares_answer(6)
@@ -61,10 +98,11 @@ def test_a_batch_longer_than_its_ttr_is_kept_alive_by_touches(
 
 
 def test_consumers_and_reducer_survive_a_beanstalkd_restart(
-        beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path) -> None:
+    beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
+) -> None:
     ckpt = tmp_path / "ck.sqlite"
     env = {"SUMS_ITEMS": "4000", "SUMS_MAP_DELAY": "0.001"}
-    start_roles(procs, beanstalkd.address, ckpt, env=env)
+    start_roles(procs, beanstalkd.address, ckpt, spec_ref("sums:Squares"), env=env)
     wait_for(lambda: ckpt.exists() and status(ckpt)["items"] > 0, what="some progress")
     beanstalkd.kill()
     time.sleep(1.0)  # the outage itself: the roles must ride it out
@@ -78,11 +116,12 @@ def test_consumers_and_reducer_survive_a_beanstalkd_restart(
     assert '"beanstalkd_lost"' in cerr and '"beanstalkd_reconnected"' in cerr
 
 
-def test_sigterm_stops_a_consumer_cleanly_with_exit_0(
-        beanstalkd: Beanstalkd, procs: Procs) -> None:
+def test_sigterm_stops_a_consumer_cleanly_with_exit_0(beanstalkd: Beanstalkd, procs: Procs) -> None:
     consumer = procs.beanmill("consumer", FLAKY, "--beanstalkd", beanstalkd.address)
-    wait_for(lambda: beanstalkd_counts(beanstalkd, "flaky.items").get("current-watching") == 1,
-             what="consumer watching")
+    wait_for(
+        lambda: beanstalkd_counts(beanstalkd, "flaky.items").get("current-watching") == 1,
+        what="consumer watching",
+    )
     consumer.send_signal(signal.SIGTERM)
     rc, _, err = finish(consumer, timeout=10)
     assert rc == 0, err

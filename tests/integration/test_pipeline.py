@@ -9,28 +9,18 @@ from pathlib import Path
 
 import greenstalk
 
-from beanmill.server import Beanstalkd, free_port
+from beanmill.server import Beanstalkd
 from specs.sums import squares_answer
-from support import Procs, finish, spec_ref, status, wait_for
+from support import Procs, beanstalkd_counts, finish, spec_ref, start_roles, status, wait_for
 
 SQUARES = spec_ref("sums:Squares")
 
 
-def start_roles(procs: Procs, address: str, ckpt: Path, *, consumers: int = 2,
-                env: dict[str, str] | None = None, spec: str = SQUARES,
-                producer_args: tuple[str, ...] = ("--batch-size", "50")) -> None:
-    procs.beanmill("reducer", spec, "--beanstalkd", address, "--checkpoint", str(ckpt),
-                   "--commit-interval", "0.2", env=env)
-    procs.beanmill("producer", spec, "--beanstalkd", address, "--state",
-                   str(ckpt.parent / "cursor.json"), *producer_args, env=env)
-    for _ in range(consumers):
-        procs.beanmill("consumer", spec, "--beanstalkd", address, env=env)
-
-
 def test_roles_started_separately_reach_the_exact_total(
-        beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path) -> None:
+    beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
+) -> None:
     ckpt = tmp_path / "ck.sqlite"
-    start_roles(procs, beanstalkd.address, ckpt, env={"SUMS_ITEMS": "5000"})
+    start_roles(procs, beanstalkd.address, ckpt, SQUARES, env={"SUMS_ITEMS": "5000"})
     reducer, producer = procs.started[0], procs.started[1]
     rc, out, err = finish(reducer)
     assert rc == 0, err
@@ -42,21 +32,18 @@ def test_roles_started_separately_reach_the_exact_total(
     assert beanstalkd_counts(beanstalkd, "squares.items")["current-jobs-ready"] == 0
 
 
-def beanstalkd_counts(server: Beanstalkd, tube: str) -> dict[str, int]:
-    client = greenstalk.Client((server.host, server.port), encoding=None)
-    try:
-        return dict(client.stats_tube(tube))
-    except greenstalk.NotFoundError:
-        return {}
-    finally:
-        client.close()
-
-
 def test_status_reads_while_the_reducer_commits(
-        beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path) -> None:
+    beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
+) -> None:
     ckpt = tmp_path / "ck.sqlite"
-    start_roles(procs, beanstalkd.address, ckpt, consumers=1,
-                env={"SUMS_ITEMS": "3000", "SUMS_MAP_DELAY": "0.001"})
+    start_roles(
+        procs,
+        beanstalkd.address,
+        ckpt,
+        SQUARES,
+        consumers=1,
+        env={"SUMS_ITEMS": "3000", "SUMS_MAP_DELAY": "0.001"},
+    )
     wait_for(ckpt.exists, what="checkpoint created")
     seen = []
     while procs.started[0].poll() is None:
@@ -67,7 +54,8 @@ def test_status_reads_while_the_reducer_commits(
 
 
 def test_bare_ids_from_a_raw_socket_producer_are_summed_once_each(
-        beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path) -> None:
+    beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
+) -> None:
     """Any beanstalkd client in any language can feed the items tube: here, no client at all."""
     with socket.create_connection((beanstalkd.host, beanstalkd.port)) as sock:
         reader = sock.makefile("rb")
@@ -78,8 +66,16 @@ def test_bare_ids_from_a_raw_socket_producer_are_summed_once_each(
             assert reader.readline().startswith(b"INSERTED")
     ckpt = tmp_path / "ck.sqlite"
     words = spec_ref("sums:Words")
-    reducer = procs.beanmill("reducer", words, "--beanstalkd", beanstalkd.address,
-                             "--checkpoint", str(ckpt), "--commit-interval", "0.2")
+    reducer = procs.beanmill(
+        "reducer",
+        words,
+        "--beanstalkd",
+        beanstalkd.address,
+        "--checkpoint",
+        str(ckpt),
+        "--commit-interval",
+        "0.2",
+    )
     procs.beanmill("consumer", words, "--beanstalkd", beanstalkd.address)
     wait_for(lambda: ckpt.exists() and status(ckpt)["items"] == 4, what="4 distinct items")
     assert status(ckpt)["total"] == 5 + 7 + 11 + 13
@@ -95,20 +91,38 @@ def put_raw(server: Beanstalkd, tube: str, bodies: list[bytes]) -> None:
 
 
 def test_malformed_bodies_are_buried_with_a_reason_and_the_consumer_stays_up(
-        beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path) -> None:
-    bad = [b"\xff\xfe not utf-8", b"{broken json", b'{"v": 99, "type": "batch"}',
-           b'{"v": 1, "type": "batch", "batch": "x", "items": []}', b"   ",
-           b'{"v": 1, "type": "batch", "batch": "y", "items": [1.5]}']
+    beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
+) -> None:
+    bad = [
+        b"\xff\xfe not utf-8",
+        b"{broken json",
+        b'{"v": 99, "type": "batch"}',
+        b'{"v": 1, "type": "batch", "batch": "x", "items": []}',
+        b"   ",
+        b'{"v": 1, "type": "batch", "batch": "y", "items": [1.5]}',
+    ]
     put_raw(beanstalkd, "words.items", [*bad, b"20", b"22"])
     ckpt = tmp_path / "ck.sqlite"
     words = spec_ref("sums:Words")
     consumer = procs.beanmill("consumer", words, "--beanstalkd", beanstalkd.address)
-    reducer = procs.beanmill("reducer", words, "--beanstalkd", beanstalkd.address,
-                             "--checkpoint", str(ckpt), "--commit-interval", "0.2")
-    wait_for(lambda: beanstalkd_counts(beanstalkd, "words.items").get("current-jobs-buried")
-             == len(bad), what="every bad body buried")
-    wait_for(lambda: ckpt.exists() and status(ckpt)["errors"] == len(bad),
-             what="one stored error per bad body")
+    reducer = procs.beanmill(
+        "reducer",
+        words,
+        "--beanstalkd",
+        beanstalkd.address,
+        "--checkpoint",
+        str(ckpt),
+        "--commit-interval",
+        "0.2",
+    )
+    wait_for(
+        lambda: beanstalkd_counts(beanstalkd, "words.items").get("current-jobs-buried") == len(bad),
+        what="every bad body buried",
+    )
+    wait_for(
+        lambda: ckpt.exists() and status(ckpt)["errors"] == len(bad),
+        what="one stored error per bad body",
+    )
     assert status(ckpt)["total"] == 42
     assert consumer.poll() is None, "the consumer is still up"
     reducer.send_signal(signal.SIGTERM)

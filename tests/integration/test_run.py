@@ -16,7 +16,8 @@ def run_args(data: Path) -> list[str]:
 
 
 def test_run_starts_its_own_beanstalkd_and_prints_the_exact_result(
-        procs: Procs, tmp_path: Path) -> None:
+    procs: Procs, tmp_path: Path
+) -> None:
     data = tmp_path / "data"
     rc, out, err = finish(procs.beanmill(*run_args(data), env={"SUMS_ITEMS": "3000"}))
     assert rc == 0, err
@@ -28,7 +29,8 @@ def test_run_starts_its_own_beanstalkd_and_prints_the_exact_result(
 
 
 def test_ctrl_c_then_the_same_command_resumes_to_the_same_answer(
-        procs: Procs, tmp_path: Path) -> None:
+    procs: Procs, tmp_path: Path
+) -> None:
     data = tmp_path / "data"
     env = {"SUMS_ITEMS": "6000", "SUMS_MAP_DELAY": "0.001"}
     first = procs.beanmill(*run_args(data), env=env)
