@@ -16,6 +16,7 @@ import click
 
 from beanmill import logs
 from beanmill.checkpoint import read_snapshot
+from beanmill.config import add_env_vars, default_map, describe_sources, find_config, load_config
 from beanmill.errors import BeanmillError
 from beanmill.jobspec import load_spec
 from beanmill.signals import install_stop_handlers
@@ -81,8 +82,39 @@ batch_option = click.option(
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="beanmill")
-def cli() -> None:
-    """Restartable map/reduce over a mountain of items, on beanstalkd."""
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="BEANMILL_CONFIG",
+    help="TOML file with the same keys as the flags [default: first of ./beanmill.toml, "
+    "~/.config/beanmill/config.toml, /etc/beanmill/beanmill.toml]",
+)
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None) -> None:
+    """Restartable map/reduce over a mountain of items, on beanstalkd.
+
+    Settings: flag > environment (BEANMILL_<OPTION>) > config file > default.
+    """
+    path = find_config(config)
+    ctx.meta["config_path"] = path
+    if path is not None:
+        ctx.default_map = default_map(load_config(path), cli, path)
+
+
+@cli.command(name="config")
+@click.argument("commands", nargs=-1)
+@click.pass_context
+def show_config(ctx: click.Context, commands: tuple[str, ...]) -> None:
+    """Print the effective settings of COMMANDS (default: the roles) and where each came from."""
+    assert ctx.parent is not None
+    path = ctx.parent.meta.get("config_path")
+    click.echo(f"# config file: {path or 'none found'}")
+    for name in commands or ("run", "producer", "consumer", "reducer"):
+        cmd = cli.commands.get(name)
+        if cmd is None:
+            raise BeanmillError(f"no command {name!r}: see beanmill --help")
+        for line in describe_sources(ctx.parent, cmd, name):
+            click.echo(line)
 
 
 @cli.command()
@@ -290,6 +322,9 @@ def status(checkpoint: Path | None, data_dir: Path | None, as_json: bool) -> Non
     click.echo(f"complete: {'yes' if snap.complete else 'no'}")
     click.echo(f"errors:   {snap.errors}")
     click.echo(f"total:    {json.dumps(snap.total)}")
+
+
+add_env_vars(cli)
 
 
 def main() -> None:

@@ -14,9 +14,9 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def progress_line(job: str, p: Progress, report: str) -> str:
+def progress_line(job: str, p: Progress, report: str, state: str = "") -> str:
     """One line, fixed field order, so it greps and tails well."""
-    parts = [f"[{job}]"]
+    parts = [f"[{job}] {state}".rstrip()]
     if p.total_items:
         parts.append(f"{p.items:,}/{p.total_items:,} items ({100 * (p.fraction or 0):.1f}%)")
     else:

@@ -63,9 +63,9 @@ class Reducer:
     ) -> None:
         self.spec, self.opts, self.stop, self.out = spec, opts, stop, out
         self.results_tube = spec.tubes[1]
+        self.queue = Queue(address, use=self.results_tube, watch=self.results_tube)
         self.ckpt = Checkpoint(checkpoint, spec.name)
         self.snap = self.ckpt.snapshot()
-        self.queue = Queue(address, use=self.results_tube, watch=self.results_tube)
         self.staged = Staged()
         self.started = time.monotonic()
         self.items_at_start = self.snap.items
@@ -167,10 +167,10 @@ class Reducer:
             items_per_s=done / elapsed if elapsed > 0 else 0.0,
         )
 
-    def print_progress(self, prefix: str = "") -> None:
+    def print_progress(self, state: str = "") -> None:
         p = self.progress()
-        line = progress_line(self.spec.name, p, self.spec.report(self.snap.total, p))
-        print(prefix + line, file=self.out, flush=True)
+        line = progress_line(self.spec.name, p, self.spec.report(self.snap.total, p), state)
+        print(line, file=self.out, flush=True)
         self.last_progress = time.monotonic()
 
     def _due(self) -> bool:
@@ -187,7 +187,7 @@ class Reducer:
 
     def run(self) -> int:
         if self.snap.complete:
-            self.print_progress("already complete: ")
+            self.print_progress("already complete")
             return 0
         log.info("reducer_started", items=self.snap.items, batches=self.snap.batches)
         while True:
@@ -213,7 +213,7 @@ class Reducer:
                 self.staged = Staged()
                 if not self.queue.reconnect(self.stop):
                     break
-        self.print_progress("complete: " if self.snap.complete else "stopped: ")
+        self.print_progress("complete" if self.snap.complete else "stopped")
         log.info("reducer_stopped", items=self.snap.items, complete=self.snap.complete)
         return 0
 
