@@ -13,7 +13,7 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import greenstalk
 import structlog
@@ -179,7 +179,7 @@ class Consumer:
             traceback=_summary(exc),
             host=self.host,
         )
-        self.queue.put(self.results_tube, encode_result(record), ttr=self.opts.result_ttr)
+        self._put_error(record)
         self.queue.bury(job)
         bound.error("batch_buried", hint="fix the cause, then `beanmill requeue`")
 
@@ -195,9 +195,17 @@ class Consumer:
             traceback="",
             host=self.host,
         )
-        self.queue.put(self.results_tube, encode_result(record), ttr=self.opts.result_ttr)
+        self._put_error(record)
         self.queue.bury(job)
         log.error("job_malformed_buried", job_id=job.id, reason=reason, bytes=len(job.body))
+
+    def _put_error(self, record: ErrorRecord) -> None:
+        """The error record must get through even when beanstalkd's -z is small."""
+        try:
+            self.queue.put(self.results_tube, encode_result(record), ttr=self.opts.result_ttr)
+        except greenstalk.JobTooBigError:
+            short = replace(record, exception=record.exception[:200], traceback="")
+            self.queue.put(self.results_tube, encode_result(short), ttr=self.opts.result_ttr)
 
 
 def _map_one(spec_map: Callable[[Item], JSON], item: Item) -> list[JSON]:

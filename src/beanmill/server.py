@@ -24,9 +24,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def beanstalkd_path() -> str:
-    path = shutil.which("beanstalkd") or (
-        "/usr/bin/beanstalkd" if Path("/usr/bin/beanstalkd").exists() else None
-    )
+    path = shutil.which("beanstalkd")
     if path is None:
         raise QueueUnavailable(
             "beanstalkd is not installed: run `apt-get install beanstalkd` "

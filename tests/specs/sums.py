@@ -84,3 +84,15 @@ class Words(Job):
 
     def rereduce(self, partials: Sequence[int]) -> int:  # type: ignore[override]
         return sum(partials)
+
+
+class Hoard(Squares):
+    """A reduce that keeps every value: its partials outgrow a small max job size."""
+
+    name = "hoard"
+
+    def reduce(self, values: Sequence[int]) -> list[int]:  # type: ignore[override]
+        return list(values)
+
+    def rereduce(self, partials: Sequence[list[int]]) -> list[int]:  # type: ignore[override]
+        return [v for p in partials for v in p]

@@ -1,0 +1,158 @@
+"""Bad input gets one clear line that says what to do, and nothing already done is lost."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from beanmill.server import Beanstalkd, free_port
+from specs.sums import squares_answer
+from support import Procs, beanstalkd_counts, finish, spec_ref, start_roles, status, wait_for
+
+SQUARES = spec_ref("sums:Squares")
+
+
+def one_error_line(err: str) -> str:
+    """The one `beanmill: error:` line, beside the JSON log lines of what went before."""
+    lines = [x for x in err.strip().splitlines() if x and not x.startswith("{")]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("beanmill: error: ")
+    return lines[0]
+
+
+def finished_checkpoint(beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path) -> Path:
+    ckpt = tmp_path / "ck.sqlite"
+    start_roles(procs, beanstalkd.address, ckpt, SQUARES, consumers=1, env={"SUMS_ITEMS": "300"})
+    assert finish(procs.started[0])[0] == 0
+    return ckpt
+
+
+def test_a_corrupt_checkpoint_is_refused_and_left_untouched(
+    beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
+) -> None:
+    ckpt = finished_checkpoint(beanstalkd, procs, tmp_path)
+    for damage in (b"this is not a database" * 100, ckpt.read_bytes()[:3000]):
+        bad = tmp_path / "bad.sqlite"
+        bad.write_bytes(damage)
+        rc, _, err = finish(
+            procs.beanmill(
+                "reducer", SQUARES, "--beanstalkd", beanstalkd.address, "--checkpoint", str(bad)
+            )
+        )
+        assert rc == 2
+        assert "was left untouched" in one_error_line(err)
+        assert bad.read_bytes() == damage
+        rc, _, err = finish(procs.beanmill("status", "--checkpoint", str(bad)))
+        assert rc == 2 and "unreadable" in one_error_line(err)
+
+
+def test_a_checkpoint_of_another_job_is_refused(
+    beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
+) -> None:
+    ckpt = finished_checkpoint(beanstalkd, procs, tmp_path)
+    before = ckpt.read_bytes()
+    rc, _, err = finish(
+        procs.beanmill(
+            "reducer",
+            spec_ref("sums:Flaky"),
+            "--beanstalkd",
+            beanstalkd.address,
+            "--checkpoint",
+            str(ckpt),
+        )
+    )
+    assert rc == 2
+    assert "belongs to job 'squares', not 'flaky'" in one_error_line(err)
+    assert status(ckpt)["total"] == squares_answer(300)
+    assert ckpt.read_bytes() == before
+
+
+def test_a_damaged_producer_cursor_is_refused_and_left_untouched(
+    beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
+) -> None:
+    cursor = tmp_path / "cursor.json"
+    for damage in (b'{"v": 1, "job": "squ', b"\x00\x01garbage", b'{"v": 7}'):
+        cursor.write_bytes(damage)
+        rc, _, err = finish(
+            procs.beanmill(
+                "producer", SQUARES, "--beanstalkd", beanstalkd.address, "--state", str(cursor)
+            )
+        )
+        assert rc == 2
+        assert "is damaged" in one_error_line(err)
+        assert cursor.read_bytes() == damage
+    assert beanstalkd_counts(beanstalkd, "squares.items").get("total-jobs", 0) == 0
+
+
+def test_a_producer_restarted_with_another_batch_size_is_refused(
+    beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
+) -> None:
+    cursor = tmp_path / "cursor.json"
+    args = ["producer", SQUARES, "--beanstalkd", beanstalkd.address, "--state", str(cursor)]
+    assert finish(procs.beanmill(*args, "--batch-size", "50"))[0] == 0
+    rc, _, err = finish(procs.beanmill(*args, "--batch-size", "60"))
+    assert rc == 2 and "batch_size=50" in one_error_line(err)
+
+
+def test_run_without_beanstalkd_installed_says_how_to_install_it(
+    procs: Procs, tmp_path: Path
+) -> None:
+    bare_path = tmp_path / "bin"
+    bare_path.mkdir()
+    os.symlink(sys.executable, bare_path / "python3")
+    proc = procs.beanmill(
+        "run", SQUARES, "--data-dir", str(tmp_path / "d"), env={"PATH": str(bare_path)}
+    )
+    rc, _, err = finish(proc)
+    assert rc == 2
+    assert "apt-get install beanstalkd" in one_error_line(err)
+
+
+def test_a_batch_over_the_max_job_size_stops_the_producer_with_advice(
+    procs: Procs, tmp_path: Path
+) -> None:
+    server = Beanstalkd(tmp_path / "binlog", free_port(), extra_args=("-z", "2000")).start()
+    try:
+        rc, _, err = finish(
+            procs.beanmill(
+                "producer",
+                SQUARES,
+                "--beanstalkd",
+                server.address,
+                "--batch-size",
+                "1000",
+                "--state",
+                str(tmp_path / "c.json"),
+            )
+        )
+        assert rc == 2
+        assert "lower --batch-size" in one_error_line(err)
+    finally:
+        server.kill()
+
+
+def test_a_partial_over_the_max_job_size_buries_the_batch_with_a_reason(
+    procs: Procs, tmp_path: Path
+) -> None:
+    server = Beanstalkd(tmp_path / "binlog", free_port(), extra_args=("-z", "3000")).start()
+    try:
+        ckpt = tmp_path / "ck.sqlite"
+        start_roles(
+            procs,
+            server.address,
+            ckpt,
+            spec_ref("sums:Hoard"),
+            consumers=1,
+            env={"SUMS_ITEMS": "1000"},
+            producer_args=("--batch-size", "500"),
+        )
+        # batch 1 holds 500 items of 4 bytes (fits) but 500 squares of 7 bytes (does not)
+        wait_for(
+            lambda: beanstalkd_counts(server, "hoard.items").get("current-jobs-buried", 0) > 0,
+            what="an oversized partial buried",
+        )
+        wait_for(lambda: ckpt.exists() and status(ckpt)["errors"] > 0, what="error stored")
+        assert procs.started[2].poll() is None, "the consumer stays up"
+    finally:
+        server.kill()
