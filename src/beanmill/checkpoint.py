@@ -26,6 +26,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ledger (
     batch TEXT PRIMARY KEY, items INTEGER NOT NULL, applied_at REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+    items INTEGER NOT NULL, at REAL NOT NULL, estimate TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS errors (
     batch TEXT PRIMARY KEY, job_id INTEGER, reason TEXT, record TEXT NOT NULL,
     updated_at REAL NOT NULL) WITHOUT ROWID;
@@ -46,6 +48,7 @@ class Snapshot:
     errors: int
     layout: str | None
     stopped_because: str | None
+    estimate: dict[str, JSON] | None
     created_at: float
     updated_at: float
 
@@ -70,6 +73,7 @@ class Snapshot:
             "complete": self.complete,
             "errors": self.errors,
             "stopped_because": self.stopped_because,
+            "estimate": self.estimate,
             "updated_at": self.updated_at,
         }
 
@@ -163,6 +167,7 @@ class Checkpoint:
         end: EndRecord | None = None,
         layout: str | None = None,
         stopped_because: str | None = None,
+        estimate: dict[str, JSON] | None = None,
     ) -> None:
         """One transaction: new total, its batches in the ledger, errors; all or nothing."""
         now = time.time()
@@ -173,6 +178,8 @@ class Checkpoint:
             meta["layout"] = layout
         if stopped_because is not None:
             meta["stopped_because"] = stopped_because
+        if estimate is not None:
+            meta["estimate"] = estimate
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -191,6 +198,11 @@ class Checkpoint:
                 self.db.executemany(
                     "DELETE FROM errors WHERE batch = ?", [(b,) for b, _ in applied]
                 )
+                if estimate is not None and applied:
+                    self.db.execute(
+                        "INSERT INTO history(items, at, estimate) VALUES (?, ?, ?)",
+                        (items, now, json.dumps(estimate)),
+                    )
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
@@ -232,6 +244,7 @@ def _snapshot(db: sqlite3.Connection) -> Snapshot:
         errors=errors,
         layout=meta.get("layout"),
         stopped_because=meta.get("stopped_because"),
+        estimate=meta.get("estimate"),
         created_at=meta.get("created_at", 0.0),
         updated_at=meta.get("updated_at", 0.0),
     )
@@ -257,6 +270,19 @@ def read_errors(path: Path) -> dict[str, dict[str, Any]]:
         db = _connect(path, read_only=True)
         try:
             return {b: json.loads(r) for b, r in db.execute("SELECT batch, record FROM errors")}
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise _corrupt(path, exc) from None
+
+
+def read_history(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(items, estimate) at every commit, oldest first, for the convergence plot."""
+    try:
+        db = _connect(path, read_only=True)
+        try:
+            rows = db.execute("SELECT items, estimate FROM history ORDER BY items, at")
+            return [(n, json.loads(e)) for n, e in rows]
         finally:
             db.close()
     except sqlite3.DatabaseError as exc:

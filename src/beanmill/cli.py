@@ -17,6 +17,7 @@ import click
 from beanmill import logs
 from beanmill.checkpoint import read_snapshot
 from beanmill.config import add_env_vars, default_map, describe_sources, find_config, load_config
+from beanmill.ending import EndConditions
 from beanmill.errors import BeanmillError
 from beanmill.jobspec import load_spec
 from beanmill.signals import install_stop_handlers
@@ -75,6 +76,31 @@ high_water_option = click.option(
     show_default=True,
     help="most ready batches to keep in beanstalkd",
 )
+
+
+def ending_options(fn: F) -> F:
+    """End conditions of a sampled run, for `reducer` and `run` alike."""
+    fn = click.option(
+        "--max-items",
+        type=click.IntRange(1),
+        default=None,
+        help="stop once this many items are applied",
+    )(fn)
+    fn = click.option(
+        "--until-ci",
+        type=click.FloatRange(0, min_open=True),
+        default=None,
+        help="stop when the 95% interval's half-width is at most this",
+    )(fn)
+    fn = click.option(
+        "--until-rel-ci",
+        type=click.FloatRange(0, min_open=True),
+        default=None,
+        help="stop when half-width / |mean| is at most this (e.g. 0.01)",
+    )(fn)
+    return fn
+
+
 batch_option = click.option(
     "--batch-size", type=click.IntRange(1), default=200, show_default=True, help="items per job"
 )
@@ -139,6 +165,7 @@ def show_config(ctx: click.Context, commands: tuple[str, ...]) -> None:
 )
 @ttr_option
 @high_water_option
+@ending_options
 @click.option(
     "--log-level",
     default="warning",
@@ -157,6 +184,9 @@ def run(
     threads: int,
     ttr: int,
     high_water: int,
+    until_rel_ci: float | None,
+    until_ci: float | None,
+    max_items: int | None,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -175,6 +205,7 @@ def run(
         threads=threads,
         ttr=ttr,
         high_water=high_water,
+        ending=EndConditions(max_items, until_ci, until_rel_ci),
         log_level=log_level,
     )
     sys.exit(run_job(loaded, opts, install_stop_handlers()))
@@ -279,6 +310,7 @@ def consumer(
 @click.option("--commit-interval", type=float, default=2.0, show_default=True)
 @click.option("--progress-interval", type=float, default=5.0, show_default=True)
 @click.option("--keep-running", is_flag=True, help="do not exit when complete")
+@ending_options
 @logging_options
 def reducer(
     spec: str,
@@ -287,6 +319,9 @@ def reducer(
     commit_interval: float,
     progress_interval: float,
     keep_running: bool,
+    until_rel_ci: float | None,
+    until_ci: float | None,
+    max_items: int | None,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -299,6 +334,7 @@ def reducer(
         commit_interval=commit_interval,
         progress_interval=progress_interval,
         exit_when_complete=not keep_running,
+        ending=EndConditions(max_items, until_ci, until_rel_ci),
     )
     sys.exit(run_reducer(loaded, beanstalkd, checkpoint, opts, install_stop_handlers()))
 

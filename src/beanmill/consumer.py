@@ -29,6 +29,7 @@ log = structlog.get_logger()
 
 RETRY_DELAY_MAX_S = 3600
 FIRST_TOUCH_CHECK_S = 0.25
+FINISHED_CHECK_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class Consumer:
         self.pool = ThreadPoolExecutor(max_workers=max(1, opts.threads))
         self.host = socket.gethostname()
         self.jobs_done = 0
+        self.finished_seen = False
+        self.last_finished_check = 0.0
 
     def run(self) -> int:
         self.spec.setup()
@@ -64,6 +67,7 @@ class Consumer:
             try:
                 job = self.queue.reserve(timeout=1)
                 if job is None:
+                    self._check_finished()
                     if (
                         self.opts.idle_exit is not None
                         and time.monotonic() - idle_since >= self.opts.idle_exit
@@ -80,6 +84,17 @@ class Consumer:
         self.pool.shutdown(wait=True)
         self.queue.close()
         return 0
+
+    def _check_finished(self) -> None:
+        """While idle, look (every few seconds, one round trip) for the reducer's finished
+        record, so an operator reading this consumer's log knows it can be stopped."""
+        now = time.monotonic()
+        if self.finished_seen or now - self.last_finished_check < FINISHED_CHECK_S:
+            return
+        self.last_finished_check = now
+        if self.queue.has_ready(self.spec.control_tube):
+            self.finished_seen = True
+            log.info("job_finished", hint="the reducer has finished this job; stop this consumer")
 
     def handle(self, job: greenstalk.Job[bytes]) -> None:
         crashpoint("consumer.after_reserve")

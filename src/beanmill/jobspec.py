@@ -111,6 +111,11 @@ class Spec:
     def tubes(self) -> tuple[str, str]:
         return f"{self.name}.items", f"{self.name}.results"
 
+    @property
+    def control_tube(self) -> str:
+        """Holds one `finished` record once the reducer has stopped the job."""
+        return f"{self.name}.control"
+
     def items(self) -> Iterable[Item]:
         items: Iterable[Item] = self.obj.items()
         return items

@@ -6,7 +6,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import greenstalk
@@ -43,9 +43,14 @@ class Producer:
         self.items_tube, self.results_tube = spec.tubes
         self.layout = Layout(opts.batch_size, opts.order, opts.seed)
         self.queue = Queue(address, use=self.items_tube)
+        self.finished_early = False
 
     def _wait_below_high_water(self) -> None:
         """Backpressure: never let more than `high_water` batches wait in beanstalkd's memory."""
+        if self.queue.has_ready(self.spec.control_tube):
+            log.info("job_finished", hint="the reducer stopped the job; no more batches")
+            self.finished_early = True
+            return
         while not self.stop.is_set():
             ready = self.queue.stats_tube(self.items_tube).get("current-jobs-ready", 0)
             if ready < self.opts.high_water:
@@ -84,6 +89,10 @@ class Producer:
             if budget <= 0:
                 self._retrying(self._wait_below_high_water)
                 budget = max(1, self.opts.high_water // 10)
+                if self.finished_early:
+                    # Batches put after the reducer's drain would wait forever: drain again.
+                    self._retrying(lambda: self.queue.drain(self.items_tube))
+                    return replace(cursor, next_batch=next_batch, items_put=count, finished=True)
             body = encode_batch(Batch(self.layout.batch_id(seq), tuple(chunk)))
             if not self._retrying(functools.partial(self._put_batch, seq, body)):
                 return _at(cursor, next_batch, count)  # stopped while reconnecting: not put
@@ -97,9 +106,7 @@ class Producer:
         total = population_size(items)
         if total is not None and count != total:
             raise SpecError(f"items() gave {count} items but its len() says {total}")
-        return Cursor(
-            **{**cursor.__dict__, "next_batch": next_batch, "items_put": count, "finished": True}
-        )
+        return replace(cursor, next_batch=next_batch, items_put=count, finished=True)
 
     def _retrying(self, action: Callable[[], object]) -> bool:
         """Run a queue action, reconnecting on loss; False if told to stop before it ran.
@@ -129,7 +136,7 @@ class Producer:
 
 
 def _at(cursor: Cursor, next_batch: int, items_put: int) -> Cursor:
-    return Cursor(**{**cursor.__dict__, "next_batch": next_batch, "items_put": items_put})
+    return replace(cursor, next_batch=next_batch, items_put=items_put)
 
 
 def run_producer(

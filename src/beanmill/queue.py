@@ -135,6 +135,23 @@ class Queue:
     def ttr(self, job: greenstalk.Job[bytes]) -> int:
         return int(self.client.stats_job(job)["ttr"])
 
+    def drain(self, tube: str) -> int:
+        """Delete every ready, delayed and buried job of a tube (reserved ones stay)."""
+        self.client.use(tube)
+        self._using = tube
+        deleted = 0
+        for peek in (self.client.peek_ready, self.client.peek_delayed, self.client.peek_buried):
+            while True:
+                try:
+                    job = peek()
+                except greenstalk.NotFoundError:
+                    break
+                deleted += self.delete(job.id)
+        return deleted
+
+    def has_ready(self, tube: str) -> bool:
+        return int(self.stats_tube(tube).get("current-jobs-ready", 0)) > 0
+
     def stats_tube(self, tube: str) -> dict[str, Any]:
         try:
             stats: dict[str, Any] = dict(self.client.stats_tube(tube))

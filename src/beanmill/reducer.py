@@ -18,13 +18,21 @@ import structlog
 
 from beanmill.checkpoint import Checkpoint, Snapshot
 from beanmill.crashpoint import crashpoint
+from beanmill.ending import EndConditions, Estimator, stop_reason
 from beanmill.errors import MalformedMessage
 from beanmill.jobspec import Progress, Spec
 from beanmill.jsontypes import JSON
 from beanmill.progress import progress_line
 from beanmill.queue import CONNECTION_ERRORS, Queue
-from beanmill.source import layout_of
-from beanmill.wire import EndRecord, ErrorRecord, Partial, decode_result
+from beanmill.source import layout_of, population_size
+from beanmill.wire import (
+    EndRecord,
+    ErrorRecord,
+    FinishedRecord,
+    Partial,
+    decode_result,
+    encode_finished,
+)
 
 log = structlog.get_logger()
 
@@ -36,6 +44,7 @@ class ReducerOptions:
     commit_interval: float = 2.0
     progress_interval: float = 5.0
     exit_when_complete: bool = True
+    ending: EndConditions = field(default_factory=EndConditions)
 
 
 @dataclass
@@ -67,6 +76,7 @@ class Reducer:
         self.ckpt = Checkpoint(checkpoint, spec.name)
         self.snap = self.ckpt.snapshot()
         self.staged = Staged()
+        self.estimator = _estimator(spec)
         self.started = time.monotonic()
         self.items_at_start = self.snap.items
         self.last_commit = self.last_progress = time.monotonic()
@@ -133,8 +143,12 @@ class Reducer:
         if not staged.job_ids and stopped_because is None:
             return
         total = self._total()
+        estimate = None
+        if self.estimator is not None and (self.snap.batches or staged.applied):
+            estimate = self.estimator.estimate(total)
         self.ckpt.commit(
             total=total,
+            estimate=estimate,
             items=self.snap.items + staged.items,
             applied=list(staged.applied.items()),
             errors=list(staged.errors.values()),
@@ -185,22 +199,30 @@ class Reducer:
             return True
         return time.monotonic() - self.last_commit >= self.opts.commit_interval
 
+    def _stop_reason(self) -> str | None:
+        """An end condition that holds now, for a job that is not finished already."""
+        if self.snap.complete:
+            return None
+        reason = stop_reason(self.opts.ending, self.snap.items, self.snap.estimate)
+        if reason is None and self.spec.done(self.snap.total, self.progress()):
+            reason = "done() returned true"
+        return reason
+
     def run(self) -> int:
         if self.snap.complete:
             self.print_progress("already complete")
+            self._announce_finished()
             return 0
         log.info("reducer_started", items=self.snap.items, batches=self.snap.batches)
-        while True:
+        while not self.stop.is_set():
             if self._due():
                 self.commit()
+                reason = self._stop_reason()
+                if reason is not None:
+                    self.commit(stopped_because=reason)
+                    log.info("job_stopped_early", reason=reason)
                 if self.snap.complete and self.opts.exit_when_complete:
                     break
-                if self.spec.done(self.snap.total, self.progress()):
-                    self.commit(stopped_because="done() returned true")
-                    break
-            if self.stop.is_set():
-                self.commit()
-                break
             if time.monotonic() - self.last_progress >= self.opts.progress_interval:
                 self.print_progress()
             try:
@@ -213,13 +235,41 @@ class Reducer:
                 self.staged = Staged()
                 if not self.queue.reconnect(self.stop):
                     break
+        if self.stop.is_set():
+            self.commit()
         self.print_progress("complete" if self.snap.complete else "stopped")
+        if self.snap.complete:
+            self._announce_finished()
         log.info("reducer_stopped", items=self.snap.items, complete=self.snap.complete)
         return 0
+
+    def _announce_finished(self) -> None:
+        """Tell producers and consumers on every host, through the control tube, and remove
+        the item jobs an early stop left behind. Idempotent: repeated at every start."""
+        reason = self.snap.stopped_because or "every batch applied"
+        try:
+            if not self.queue.has_ready(self.spec.control_tube):
+                body = encode_finished(FinishedRecord(reason, self.snap.items))
+                self.queue.put(self.spec.control_tube, body, ttr=60)
+            if self.snap.stopped_because is not None:
+                drained = self.queue.drain(self.spec.tubes[0])
+                log.info("items_drained", jobs=drained, reason=reason)
+        except CONNECTION_ERRORS:
+            log.warning("finished_not_announced", hint="the next reducer start announces it")
 
     def close(self) -> None:
         self.queue.close()
         self.ckpt.close()
+
+
+def _estimator(spec: Spec) -> Estimator | None:
+    """The spec's reducer if it estimates; its population is filled in from len(items())."""
+    reducer = spec.reducer
+    if not isinstance(reducer, Estimator):
+        return None
+    if reducer.population is None:
+        reducer.population = population_size(spec.items())
+    return reducer
 
 
 def run_reducer(

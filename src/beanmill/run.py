@@ -18,6 +18,7 @@ from pathlib import Path
 import structlog
 
 from beanmill.checkpoint import read_snapshot
+from beanmill.ending import EndConditions
 from beanmill.errors import BeanmillError
 from beanmill.jobspec import Spec
 from beanmill.queue import connect
@@ -40,6 +41,7 @@ class RunOptions:
     threads: int = 1
     ttr: int = 60
     high_water: int = 1000
+    ending: EndConditions = field(default_factory=EndConditions)
     log_level: str = "warning"
     progress_interval: float = 2.0
 
@@ -101,12 +103,23 @@ def _argv(role: str, spec: Spec, address: str, opts: RunOptions) -> list[str]:
         ]
     if role == "consumer":
         return [*base, "--threads", str(opts.threads)]
+    ending = opts.ending
+    limits = [
+        (flag, str(value))
+        for flag, value in (
+            ("--max-items", ending.max_items),
+            ("--until-ci", ending.until_ci),
+            ("--until-rel-ci", ending.until_rel_ci),
+        )
+        if value is not None
+    ]
     return [
         *base,
         "--checkpoint",
         str(opts.checkpoint),
         "--progress-interval",
         str(opts.progress_interval),
+        *(part for pair in limits for part in pair),
     ]
 
 

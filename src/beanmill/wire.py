@@ -59,6 +59,14 @@ class EndRecord:
     items: int
 
 
+@dataclass(frozen=True)
+class FinishedRecord:
+    """The reducer's word, on the control tube, that the job needs no more work."""
+
+    reason: str
+    items: int
+
+
 Result = Partial | ErrorRecord | EndRecord
 
 
@@ -212,3 +220,15 @@ def decode_result(body: bytes) -> Result:
     if kind == "end":
         return EndRecord(batches=_count(obj, "batches"), items=_count(obj, "items"))
     raise MalformedMessage(f"unknown record type {kind!r}")
+
+
+def encode_finished(record: FinishedRecord) -> bytes:
+    return dumps({"v": VERSION, "type": "finished", "reason": record.reason, "items": record.items})
+
+
+def decode_finished(body: bytes) -> FinishedRecord:
+    obj = _loads(body)
+    if not isinstance(obj, dict) or obj.get("type") != "finished":
+        raise MalformedMessage("the control tube holds only 'finished' records")
+    _check_version(obj)
+    return FinishedRecord(reason=_text(obj, "reason"), items=_count(obj, "items"))

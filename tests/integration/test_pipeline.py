@@ -28,7 +28,7 @@ def test_roles_started_separately_reach_the_exact_total(
     snap = status(ckpt)
     assert snap["total"] == squares_answer(5000)
     assert (snap["items"], snap["batches"], snap["complete"]) == (5000, 100, True)
-    assert "complete:" in out
+    assert "[squares] complete |" in out
     assert beanstalkd_counts(beanstalkd, "squares.items")["current-jobs-ready"] == 0
 
 
