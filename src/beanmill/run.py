@@ -28,6 +28,7 @@ log = structlog.get_logger()
 
 STOP_TIMEOUT_S = 30.0
 MAX_RESTARTS = 20
+MAX_RESULT_CHARS = 400
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,11 @@ def _argv(role: str, spec: Spec, address: str, opts: RunOptions) -> list[str]:
 
 
 def _final(opts: RunOptions) -> None:
-    print(f"result: {json.dumps(read_snapshot(opts.checkpoint).total)}", flush=True)
+    """The total as JSON, or where to get it when it is too long to read on a terminal."""
+    text = json.dumps(read_snapshot(opts.checkpoint).total)
+    if len(text) > MAX_RESULT_CHARS:
+        text = f"{len(text):,} characters: beanmill status --data-dir {opts.data_dir} --json"
+    print(f"result: {text}", flush=True)
 
 
 def run_job(spec: Spec, opts: RunOptions, stop: threading.Event) -> int:
