@@ -101,6 +101,12 @@ def ending_options(fn: F) -> F:
     return fn
 
 
+progress_file_option = click.option(
+    "--progress-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="also append each progress snapshot as a JSON line to this file",
+)
 batch_option = click.option(
     "--batch-size", type=click.IntRange(1), default=200, show_default=True, help="items per job"
 )
@@ -166,6 +172,7 @@ def show_config(ctx: click.Context, commands: tuple[str, ...]) -> None:
 @ttr_option
 @high_water_option
 @ending_options
+@progress_file_option
 @click.option(
     "--log-level",
     default="warning",
@@ -187,6 +194,7 @@ def run(
     until_rel_ci: float | None,
     until_ci: float | None,
     max_items: int | None,
+    progress_file: Path | None,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -206,6 +214,7 @@ def run(
         ttr=ttr,
         high_water=high_water,
         ending=EndConditions(max_items, until_ci, until_rel_ci),
+        progress_file=progress_file,
         log_level=log_level,
     )
     sys.exit(run_job(loaded, opts, install_stop_handlers()))
@@ -310,6 +319,7 @@ def consumer(
 @click.option("--commit-interval", type=float, default=2.0, show_default=True)
 @click.option("--progress-interval", type=float, default=5.0, show_default=True)
 @click.option("--keep-running", is_flag=True, help="do not exit when complete")
+@progress_file_option
 @ending_options
 @logging_options
 def reducer(
@@ -319,6 +329,7 @@ def reducer(
     commit_interval: float,
     progress_interval: float,
     keep_running: bool,
+    progress_file: Path | None,
     until_rel_ci: float | None,
     until_ci: float | None,
     max_items: int | None,
@@ -335,8 +346,15 @@ def reducer(
         progress_interval=progress_interval,
         exit_when_complete=not keep_running,
         ending=EndConditions(max_items, until_ci, until_rel_ci),
+        progress_file=progress_file,
     )
     sys.exit(run_reducer(loaded, beanstalkd, checkpoint, opts, install_stop_handlers()))
+
+
+def _checkpoint_path(checkpoint: Path | None, data_dir: Path | None) -> Path:
+    if (checkpoint is None) == (data_dir is None):
+        raise BeanmillError("give exactly one of --checkpoint PATH or --data-dir DIR")
+    return checkpoint or (data_dir or Path()) / "checkpoint.sqlite"
 
 
 @cli.command()
@@ -345,10 +363,7 @@ def reducer(
 @click.option("--json", "as_json", is_flag=True, help="one JSON object")
 def status(checkpoint: Path | None, data_dir: Path | None, as_json: bool) -> None:
     """Read a checkpoint (safe while the reducer runs)."""
-    if (checkpoint is None) == (data_dir is None):
-        raise BeanmillError("status needs exactly one of --checkpoint PATH or --data-dir DIR")
-    path = checkpoint or (data_dir or Path()) / "checkpoint.sqlite"
-    snap = read_snapshot(path)
+    snap = read_snapshot(_checkpoint_path(checkpoint, data_dir))
     if as_json:
         click.echo(json.dumps(snap.as_json()))
         return
@@ -358,6 +373,25 @@ def status(checkpoint: Path | None, data_dir: Path | None, as_json: bool) -> Non
     click.echo(f"complete: {'yes' if snap.complete else 'no'}")
     click.echo(f"errors:   {snap.errors}")
     click.echo(f"total:    {json.dumps(snap.total)}")
+
+
+@cli.command()
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("convergence.png"),
+    show_default=True,
+)
+@click.option("--truth", type=float, default=None, help="draw the known answer as a line")
+def plot(checkpoint: Path | None, data_dir: Path | None, output: Path, truth: float | None) -> None:
+    """Plot the estimate and its 95% interval against items done (needs matplotlib)."""
+    from beanmill.plot import plot_convergence
+
+    points = plot_convergence(_checkpoint_path(checkpoint, data_dir), output, truth)
+    click.echo(f"wrote {output} ({points} points)")
 
 
 add_env_vars(cli)

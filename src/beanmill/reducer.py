@@ -6,10 +6,11 @@ deleted come back, and the ledger (committed with the total) says they are alrea
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -18,7 +19,7 @@ import structlog
 
 from beanmill.checkpoint import Checkpoint, Snapshot
 from beanmill.crashpoint import crashpoint
-from beanmill.ending import EndConditions, Estimator, stop_reason
+from beanmill.ending import EndConditions, Estimator, half_width, stop_reason
 from beanmill.errors import MalformedMessage
 from beanmill.jobspec import Progress, Spec
 from beanmill.jsontypes import JSON
@@ -45,6 +46,7 @@ class ReducerOptions:
     progress_interval: float = 5.0
     exit_when_complete: bool = True
     ending: EndConditions = field(default_factory=EndConditions)
+    progress_file: Path | None = None
 
 
 @dataclass
@@ -77,6 +79,7 @@ class Reducer:
         self.snap = self.ckpt.snapshot()
         self.staged = Staged()
         self.estimator = _estimator(spec)
+        self.last_half: float | None = None
         self.started = time.monotonic()
         self.items_at_start = self.snap.items
         self.last_commit = self.last_progress = time.monotonic()
@@ -182,9 +185,24 @@ class Reducer:
         )
 
     def print_progress(self, state: str = "") -> None:
+        """A line on stdout for people (and journald), and a JSON line for programs."""
         p = self.progress()
-        line = progress_line(self.spec.name, p, self.spec.report(self.snap.total, p), state)
-        print(line, file=self.out, flush=True)
+        report = self.spec.report(self.snap.total, p)
+        half = half_width(self.snap.estimate) if self.snap.estimate else None
+        if half is not None and self.last_half is not None and self.last_half > 0:
+            report += f" (interval x{half / self.last_half:.2f} since last line)"
+        self.last_half = half if half is not None else self.last_half
+        print(progress_line(self.spec.name, p, report, state), file=self.out, flush=True)
+        if self.opts.progress_file is not None:
+            record = {
+                "at": time.time(),
+                "state": state or "running",
+                **asdict(p),
+                "estimate": self.snap.estimate,
+                "report": report,
+            }
+            with self.opts.progress_file.open("a") as fh:
+                fh.write(json.dumps(record) + "\n")
         self.last_progress = time.monotonic()
 
     def _due(self) -> bool:

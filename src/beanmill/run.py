@@ -43,6 +43,7 @@ class RunOptions:
     ttr: int = 60
     high_water: int = 1000
     ending: EndConditions = field(default_factory=EndConditions)
+    progress_file: Path | None = None
     log_level: str = "warning"
     progress_interval: float = 2.0
 
@@ -111,6 +112,7 @@ def _argv(role: str, spec: Spec, address: str, opts: RunOptions) -> list[str]:
             ("--max-items", ending.max_items),
             ("--until-ci", ending.until_ci),
             ("--until-rel-ci", ending.until_rel_ci),
+            ("--progress-file", opts.progress_file),
         )
         if value is not None
     ]
