@@ -288,6 +288,12 @@ def producer(
     help="map threads (for I/O-bound maps)",
 )
 @click.option(
+    "--map-timeout",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="seconds one map() may run before its batch fails like an exception",
+)
+@click.option(
     "--idle-exit", type=float, default=None, help="exit 0 after this many seconds without work"
 )
 @logging_options
@@ -297,6 +303,7 @@ def consumer(
     max_attempts: int,
     retry_delay: int,
     threads: int,
+    map_timeout: float | None,
     idle_exit: float | None,
     log_level: str,
     log_format: str,
@@ -307,7 +314,11 @@ def consumer(
     loaded = load_spec(spec)
     logs.configure(log_level, log_format, role="consumer", job=loaded.name)
     opts = ConsumerOptions(
-        max_attempts=max_attempts, retry_delay=retry_delay, threads=threads, idle_exit=idle_exit
+        max_attempts=max_attempts,
+        retry_delay=retry_delay,
+        threads=threads,
+        map_timeout=map_timeout,
+        idle_exit=idle_exit,
     )
     sys.exit(run_consumer(loaded, beanstalkd, opts, install_stop_handlers()))
 

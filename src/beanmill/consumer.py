@@ -7,12 +7,12 @@ job to be handed out again and its partial applied twice, which the reducer's le
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
+import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 
 import greenstalk
@@ -21,15 +21,16 @@ import structlog
 from beanmill.crashpoint import crashpoint
 from beanmill.errors import MalformedMessage
 from beanmill.jobspec import Spec
-from beanmill.jsontypes import JSON, Item
+from beanmill.jsontypes import JSON
+from beanmill.mapping import Mapper
 from beanmill.queue import CONNECTION_ERRORS, Queue
 from beanmill.wire import Batch, ErrorRecord, Partial, decode_batch, encode_batch, encode_result
 
 log = structlog.get_logger()
 
 RETRY_DELAY_MAX_S = 3600
-FIRST_TOUCH_CHECK_S = 0.25
 FINISHED_CHECK_S = 5.0
+MAX_HUNG_PER_THREAD = 4
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,8 @@ class ConsumerOptions:
     max_attempts: int = 3
     retry_delay: int = 1
     threads: int = 1
+    map_timeout: float | None = None
     result_ttr: int = 120
-    #: Stop after this many jobs (tests and one-shot drains); None runs until stopped.
-    max_jobs: int | None = None
     #: Exit when the tube is empty for this long (seconds); None waits for work forever.
     idle_exit: float | None = None
 
@@ -51,7 +51,7 @@ class Consumer:
         self.spec, self.opts, self.stop = spec, opts, stop
         self.items_tube, self.results_tube = spec.tubes
         self.queue = Queue(address, use=self.results_tube, watch=self.items_tube)
-        self.pool = ThreadPoolExecutor(max_workers=max(1, opts.threads))
+        self.mapper = Mapper(spec.map, opts.threads, opts.map_timeout)
         self.host = socket.gethostname()
         self.jobs_done = 0
         self.finished_seen = False
@@ -61,8 +61,15 @@ class Consumer:
         self.spec.setup()
         log.info("consumer_started", tube=self.items_tube, threads=self.opts.threads)
         idle_since = time.monotonic()
+        rc = 0
         while not self.stop.is_set():
-            if self.opts.max_jobs is not None and self.jobs_done >= self.opts.max_jobs:
+            if self.mapper.hung_threads > MAX_HUNG_PER_THREAD * self.opts.threads:
+                log.error(
+                    "maps_hung",
+                    threads=self.mapper.hung_threads,
+                    hint="exiting so a restart frees them; give map() its own timeouts",
+                )
+                rc = 1
                 break
             try:
                 job = self.queue.reserve(timeout=1)
@@ -81,9 +88,9 @@ class Consumer:
                 if not self.queue.reconnect(self.stop):
                     break
         log.info("consumer_stopped", jobs=self.jobs_done)
-        self.pool.shutdown(wait=True)
+        self.mapper.close()
         self.queue.close()
-        return 0
+        return rc
 
     def _check_finished(self) -> None:
         """While idle, look (every few seconds, one round trip) for the reducer's finished
@@ -135,34 +142,21 @@ class Consumer:
         bound.debug("batch_done", items=len(batch.items))
 
     def _map_batch(self, job: greenstalk.Job[bytes], batch: Batch) -> list[JSON]:
-        """Map on the pool while this thread (which owns the connection) touches the job."""
-        spec_map = self.spec.map
-        if self.opts.threads <= 1:
-            futures: list[Future[list[JSON]]] = [
-                self.pool.submit(lambda: [spec_map(i) for i in batch.items])
-            ]
-        else:
-            futures = [self.pool.submit(_map_one, spec_map, i) for i in batch.items]
+        """Map the batch, touching the job at half its TTR so long batches are not re-run."""
         started = last_touch = time.monotonic()
         touch_every: float | None = None
-        timeout = FIRST_TOUCH_CHECK_S
-        while True:
-            done, pending = wait(futures, timeout=timeout, return_when=FIRST_EXCEPTION)
-            if not pending or any(f.exception() is not None for f in done):
-                break
+
+        def keep_alive() -> None:
+            nonlocal touch_every, last_touch
             if touch_every is None:
-                ttr = self.queue.ttr(job)
-                touch_every = max(0.5, ttr / 2)
-                last_touch = started
+                touch_every = max(0.5, self.queue.ttr(job) / 2)
             now = time.monotonic()
             if now - last_touch >= touch_every:
                 self.queue.touch(job)
                 last_touch = now
                 log.debug("job_touched", job_id=job.id, running_s=round(now - started, 1))
-            timeout = max(0.05, touch_every - (now - last_touch))
-        if self.opts.threads <= 1:
-            return futures[0].result()
-        return [v for f in futures for v in f.result()]
+
+        return self.mapper.map(batch.items, keep_alive)
 
     def _fail(
         self, job: greenstalk.Job[bytes], batch: Batch, exc: Exception, final: bool = False
@@ -223,10 +217,6 @@ class Consumer:
             self.queue.put(self.results_tube, encode_result(short), ttr=self.opts.result_ttr)
 
 
-def _map_one(spec_map: Callable[[Item], JSON], item: Item) -> list[JSON]:
-    return [spec_map(item)]
-
-
 def _summary(exc: BaseException, limit: int = 2000) -> str:
     """The last frames of the traceback: enough to find the line, small enough for a job."""
     text = "".join(traceback.format_exception(exc, limit=-4))
@@ -234,4 +224,10 @@ def _summary(exc: BaseException, limit: int = 2000) -> str:
 
 
 def run_consumer(spec: Spec, address: str, opts: ConsumerOptions, stop: threading.Event) -> int:
-    return Consumer(spec, address, opts, stop).run()
+    consumer = Consumer(spec, address, opts, stop)
+    rc = consumer.run()
+    if consumer.mapper.hung_threads:
+        # Python would wait for the hung threads at exit, forever: leave without them.
+        sys.stderr.flush()
+        os._exit(rc)
+    return rc

@@ -140,3 +140,39 @@ def test_a_wrong_address_is_one_clear_line_and_exit_2(procs: Procs) -> None:
     proc = procs.beanmill("consumer", FLAKY, "--beanstalkd", "no-port-here")
     rc, _, err = finish(proc)
     assert rc == 2 and "is not HOST:PORT" in err
+
+
+def test_a_map_that_hangs_past_map_timeout_fails_its_batch_and_the_rest_goes_on(
+    beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
+) -> None:
+    hang = spec_ref("sums:Hang")
+    ckpt = tmp_path / "ck.sqlite"
+    env = {"SUMS_ITEMS": "300", "HANG_ITEM": "42"}
+    address = ["--beanstalkd", beanstalkd.address]
+    procs.beanmill(
+        "producer",
+        hang,
+        *address,
+        "--batch-size",
+        "50",
+        "--state",
+        str(tmp_path / "c.json"),
+        env=env,
+    )
+    consumer = procs.beanmill(
+        "consumer", hang, *address, "--map-timeout", "1", "--max-attempts", "1", env=env
+    )
+    reducer = procs.beanmill(
+        "reducer", hang, *address, "--checkpoint", str(ckpt), "--commit-interval", "0.2", env=env
+    )
+    wait_for(
+        lambda: ckpt.exists() and status(ckpt)["items"] == 250 and status(ckpt)["errors"] == 1,
+        what="5 batches applied, the hung one buried",
+    )
+    assert status(ckpt)["total"] == squares_answer(300) - sum(i * i for i in range(50))
+    for proc in (consumer, reducer):
+        proc.send_signal(signal.SIGTERM)
+    rc, _, err = finish(consumer, timeout=15)
+    assert rc == 0, "a hung map thread does not keep the consumer from exiting"
+    buried = [json.loads(x) for x in err.splitlines() if '"batch_buried"' in x]
+    assert len(buried) == 1 and "--map-timeout 1s" in buried[0]["error"]

@@ -96,3 +96,14 @@ class Hoard(Squares):
 
     def rereduce(self, partials: Sequence[list[int]]) -> list[int]:  # type: ignore[override]
         return [v for p in partials for v in p]
+
+
+class Hang(Squares):
+    """map() of item HANG_ITEM never returns in any useful time."""
+
+    name = "hang"
+
+    def map(self, item: str | int) -> int:
+        if int(item) == int(os.environ.get("HANG_ITEM", "-1")):
+            time.sleep(3600)
+        return int(item) * int(item)
