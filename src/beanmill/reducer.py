@@ -78,7 +78,8 @@ class Reducer:
         self.ckpt = Checkpoint(checkpoint, spec.name)
         self.snap = self.ckpt.snapshot()
         self.staged = Staged()
-        self.estimator = _estimator(spec)
+        self.population = population_size(spec.items())
+        self.estimator = _estimator(spec, self.population)
         self.last_half: float | None = None
         self.started = time.monotonic()
         self.items_at_start = self.snap.items
@@ -177,7 +178,7 @@ class Reducer:
         return Progress(
             items=self.snap.items,
             batches=self.snap.batches,
-            total_items=self.snap.end_items,
+            total_items=self.snap.end_items or self.population,
             total_batches=self.snap.end_batches,
             errors=self.snap.errors,
             elapsed=elapsed,
@@ -280,13 +281,13 @@ class Reducer:
         self.ckpt.close()
 
 
-def _estimator(spec: Spec) -> Estimator | None:
+def _estimator(spec: Spec, population: int | None) -> Estimator | None:
     """The spec's reducer if it estimates; its population is filled in from len(items())."""
     reducer = spec.reducer
     if not isinstance(reducer, Estimator):
         return None
     if reducer.population is None:
-        reducer.population = population_size(spec.items())
+        reducer.population = population
     return reducer
 
 
