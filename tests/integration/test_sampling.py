@@ -46,7 +46,7 @@ def test_a_random_order_run_over_ten_million_items_stops_with_the_truth_inside(
     assert snap["complete"] and "relative half-width" in snap["stopped_because"]
     est = snap["estimate"]
     assert est["population"] == 4096 * int(CYCLES)
-    assert 1000 < est["n"] == snap["items"] < 200_000, "stopped long before the end"
+    assert 1000 < est["n"] == snap["items"] < 1_000_000, "stopped long before the end"
     low, high = est["ci95"]
     assert low <= sampled_mean.truth() <= high
     assert (high - low) / 2 / est["mean"] <= 0.01
