@@ -22,7 +22,7 @@ def progress_line(job: str, p: Progress, report: str, state: str = "") -> str:
     else:
         parts.append(f"{p.items:,} items")
     parts.append(f"{p.items_per_s:,.0f} items/s")
-    if p.total_items and p.items_per_s > 0 and p.items < p.total_items:
+    if p.total_items and p.items_per_s > 0 and p.items < p.total_items and not state:
         parts.append(f"ETA {duration((p.total_items - p.items) / p.items_per_s)}")
     if p.errors:
         parts.append(f"{p.errors} buried (see `beanmill buried`)")

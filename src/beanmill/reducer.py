@@ -229,7 +229,7 @@ class Reducer:
 
     def run(self) -> int:
         if self.snap.complete:
-            self.print_progress("already complete")
+            self.print_progress("already " + _state(self.snap))
             self._announce_finished()
             return 0
         log.info("reducer_started", items=self.snap.items, batches=self.snap.batches)
@@ -256,7 +256,7 @@ class Reducer:
                     break
         if self.stop.is_set():
             self.commit()
-        self.print_progress("complete" if self.snap.complete else "stopped")
+        self.print_progress(_state(self.snap))
         if self.snap.complete:
             self._announce_finished()
         log.info("reducer_stopped", items=self.snap.items, complete=self.snap.complete)
@@ -279,6 +279,12 @@ class Reducer:
     def close(self) -> None:
         self.queue.close()
         self.ckpt.close()
+
+
+def _state(snap: Snapshot) -> str:
+    if snap.stopped_because is not None:
+        return f"stopped early ({snap.stopped_because})"
+    return "complete" if snap.complete else "stopped"
 
 
 def _estimator(spec: Spec, population: int | None) -> Estimator | None:
@@ -304,8 +310,3 @@ def run_reducer(
         return reducer.run()
     finally:
         reducer.close()
-
-
-def describe(snapshot: Snapshot) -> str:
-    state = "complete" if snapshot.complete else "running or stopped"
-    return f"{snapshot.job}: {snapshot.items:,} items in {snapshot.batches:,} batches, {state}"

@@ -128,10 +128,13 @@ def _argv(role: str, spec: Spec, address: str, opts: RunOptions) -> list[str]:
 
 def _final(opts: RunOptions) -> None:
     """The total as JSON, or where to get it when it is too long to read on a terminal."""
-    text = json.dumps(read_snapshot(opts.checkpoint).total)
+    snap = read_snapshot(opts.checkpoint)
+    text = json.dumps(snap.total)
     if len(text) > MAX_RESULT_CHARS:
         text = f"{len(text):,} characters: beanmill status --data-dir {opts.data_dir} --json"
     print(f"result: {text}", flush=True)
+    if snap.estimate is not None:
+        print(f"estimate: {json.dumps(snap.estimate)}", flush=True)
 
 
 def run_job(spec: Spec, opts: RunOptions, stop: threading.Event) -> int:
