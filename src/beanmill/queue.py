@@ -12,6 +12,7 @@ from typing import Any
 import greenstalk
 import structlog
 
+from beanmill import pipeline
 from beanmill.errors import BeanmillError, QueueUnavailable
 
 DEFAULT_PRIORITY = 2**31
@@ -125,6 +126,28 @@ class Queue:
         except greenstalk.NotFoundError:
             return False
         return True
+
+    def reserve_many(self, timeout: int, most: int) -> list[greenstalk.Job[bytes]]:
+        """Wait up to `timeout` s for one job, then take up to `most - 1` more that are ready
+        now, in one more round trip."""
+        first = self.reserve(timeout)
+        if first is None:
+            return []
+        return [first, *pipeline.reserve_ready(self.client, most - 1)]
+
+    def delete_many(self, job_ids: list[int]) -> int:
+        return pipeline.delete_many(self.client, job_ids)
+
+    def touch_many(self, job_ids: list[int]) -> int:
+        return pipeline.touch_many(self.client, job_ids)
+
+    def put_many(
+        self, tube: str, bodies: list[bytes], *, ttr: int, priority: int = DEFAULT_PRIORITY
+    ) -> list[int]:
+        if tube != self._using:
+            self.client.use(tube)
+            self._using = tube
+        return pipeline.put_many(self.client, bodies, priority=priority, ttr=ttr)
 
     def bury(self, job: greenstalk.Job[bytes]) -> None:
         self.client.bury(job, priority=DEFAULT_PRIORITY)

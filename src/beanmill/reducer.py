@@ -31,6 +31,7 @@ from beanmill.wire import (
     ErrorRecord,
     FinishedRecord,
     Partial,
+    Partials,
     decode_result,
     encode_finished,
 )
@@ -38,6 +39,7 @@ from beanmill.wire import (
 log = structlog.get_logger()
 
 MAX_STAGED_JOBS = 5000
+RESERVE_AT_ONCE = 200
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,9 @@ class Reducer:
         try:
             record = decode_result(job.body)
             if isinstance(record, Partial):
-                self._stage_partial(record)
+                self._stage_partials((record,))
+            elif isinstance(record, Partials):
+                self._stage_partials(record.entries)
             elif isinstance(record, ErrorRecord):
                 if not self.ckpt.applied([record.batch]) and record.batch not in (
                     self.staged.applied
@@ -105,7 +109,8 @@ class Reducer:
             return
         self.staged.job_ids.append(job.id)
 
-    def _stage_partial(self, partial: Partial) -> None:
+    def _is_new(self, partial: Partial) -> bool:
+        """False for a duplicate; raises for a partial that must not be applied at all."""
         layouts = {lay for b in partial.batches if (lay := layout_of(b)) is not None}
         known = self.staged.layout or self.snap.layout
         if layouts and (len(layouts) > 1 or (known is not None and layouts != {known})):
@@ -116,24 +121,32 @@ class Reducer:
         seen = self.ckpt.applied(partial.batches) | (
             set(partial.batches) & self.staged.applied.keys()
         )
-        if seen == set(partial.batches):
-            log.debug("duplicate_skipped", batches=len(partial.batches))
-            return
-        if seen:
+        if seen and seen != set(partial.batches):
             # A partial is applied whole or not at all; half of one cannot be taken apart.
             raise MalformedMessage(
                 f"partial overlaps the ledger: {len(seen)} of its {len(partial.batches)} "
                 f"batches are in already, {sorted(set(partial.batches) - seen)[:5]} are not"
             )
-        if layouts and known is None:
-            self.staged.layout = layouts.pop()
-        per_batch = partial.items // len(partial.batches)
-        for b in partial.batches:
-            self.staged.applied[b] = per_batch
-        self.staged.partials.append(partial.value)
-        self.staged.items += partial.items
-        for b in partial.batches:
-            self.staged.errors.pop(b, None)
+        return not seen
+
+    def _stage_partials(self, partials: tuple[Partial, ...]) -> None:
+        """All entries are checked before any is staged: a result job is applied whole."""
+        for partial in partials:
+            self._is_new(partial)
+        for partial in partials:
+            if not self._is_new(partial):  # again: an earlier entry may have named it
+                log.debug("duplicate_skipped", batches=len(partial.batches))
+                continue
+            if self.staged.layout is None and self.snap.layout is None:
+                self.staged.layout = next(
+                    (lay for b in partial.batches if (lay := layout_of(b)) is not None), None
+                )
+            per_batch = partial.items // len(partial.batches)
+            for b in partial.batches:
+                self.staged.applied[b] = per_batch
+                self.staged.errors.pop(b, None)
+            self.staged.partials.append(partial.value)
+            self.staged.items += partial.items
 
     def _total(self) -> JSON:
         if not self.staged.partials:
@@ -165,10 +178,10 @@ class Reducer:
         self.staged = Staged()
         self.last_commit = time.monotonic()
         log.debug("checkpoint_committed", batches=len(staged.applied), jobs=len(staged.job_ids))
-        for n, job_id in enumerate(staged.job_ids):
-            self.queue.delete(job_id)
-            if n == 0:
-                crashpoint("reducer.mid_delete")
+        half = len(staged.job_ids) // 2
+        self.queue.delete_many(staged.job_ids[:half])
+        crashpoint("reducer.mid_delete")
+        self.queue.delete_many(staged.job_ids[half:])
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -245,8 +258,7 @@ class Reducer:
             if time.monotonic() - self.last_progress >= self.opts.progress_interval:
                 self.print_progress()
             try:
-                job = self.queue.reserve(timeout=1)
-                if job is not None:
+                for job in self.queue.reserve_many(timeout=1, most=RESERVE_AT_ONCE):
                     crashpoint("reducer.after_reserve")
                     self._stage(job)
             except CONNECTION_ERRORS:

@@ -67,7 +67,15 @@ class FinishedRecord:
     items: int
 
 
-Result = Partial | ErrorRecord | EndRecord
+@dataclass(frozen=True)
+class Partials:
+    """Several jobs' partials in one result job: one put for many small jobs. Each entry
+    is applied (or skipped as a duplicate) on its own, exactly like a lone partial."""
+
+    entries: tuple[Partial, ...]
+
+
+Result = Partial | Partials | ErrorRecord | EndRecord
 
 
 def _reject_constant(name: str) -> None:
@@ -155,7 +163,19 @@ def decode_batch(body: bytes) -> Batch:
     )
 
 
+def _partial_fields(p: Partial) -> dict[str, Any]:
+    return {"batches": list(p.batches), "items": p.items, "value": p.value}
+
+
 def encode_result(record: Result) -> bytes:
+    if isinstance(record, Partials):
+        return dumps(
+            {
+                "v": VERSION,
+                "type": "partials",
+                "entries": [_partial_fields(p) for p in record.entries],
+            }
+        )
     if isinstance(record, Partial):
         return dumps(
             {
@@ -190,6 +210,19 @@ def _text(obj: dict[str, Any], key: str) -> str:
     return value
 
 
+def _decode_partial(obj: Any) -> Partial:
+    if not isinstance(obj, dict):
+        raise MalformedMessage("a partial must be a JSON object")
+    batches = obj.get("batches")
+    if not isinstance(batches, list) or not batches:
+        raise MalformedMessage("'batches' must be a non-empty list of batch ids")
+    if "value" not in obj:
+        raise MalformedMessage("a partial needs a 'value'")
+    return Partial(
+        batches=tuple(_batch_id(b) for b in batches), items=_count(obj, "items"), value=obj["value"]
+    )
+
+
 def decode_result(body: bytes) -> Result:
     obj = _loads(body)
     if not isinstance(obj, dict):
@@ -197,16 +230,12 @@ def decode_result(body: bytes) -> Result:
     _check_version(obj)
     kind = obj.get("type")
     if kind == "partial":
-        batches = obj.get("batches")
-        if not isinstance(batches, list) or not batches:
-            raise MalformedMessage("'batches' must be a non-empty list of batch ids")
-        if "value" not in obj:
-            raise MalformedMessage("a partial needs a 'value'")
-        return Partial(
-            batches=tuple(_batch_id(b) for b in batches),
-            items=_count(obj, "items"),
-            value=obj["value"],
-        )
+        return _decode_partial(obj)
+    if kind == "partials":
+        entries = obj.get("entries")
+        if not isinstance(entries, list) or not entries:
+            raise MalformedMessage("'entries' must be a non-empty list of partials")
+        return Partials(tuple(_decode_partial(e) for e in entries))
     if kind == "error":
         return ErrorRecord(
             batch=_batch_id(obj.get("batch")),
