@@ -21,16 +21,27 @@ import structlog
 from beanmill.crashpoint import crashpoint
 from beanmill.errors import MalformedMessage
 from beanmill.jobspec import Spec
-from beanmill.jsontypes import JSON
+from beanmill.jsontypes import JSON, Item
 from beanmill.mapping import Mapper
 from beanmill.queue import CONNECTION_ERRORS, Queue
-from beanmill.wire import Batch, ErrorRecord, Partial, decode_batch, encode_batch, encode_result
+from beanmill.wire import (
+    Batch,
+    ErrorRecord,
+    Partial,
+    Partials,
+    decode_batch,
+    encode_batch,
+    encode_result,
+)
 
 log = structlog.get_logger()
 
 RETRY_DELAY_MAX_S = 3600
 FINISHED_CHECK_S = 5.0
 MAX_HUNG_PER_THREAD = 4
+#: A job with fewer items than this brings along up to GROUP_JOBS - 1 more ready jobs.
+SMALL_BATCH = 32
+GROUP_JOBS = 64
 
 
 @dataclass(frozen=True)
@@ -104,59 +115,87 @@ class Consumer:
             log.info("job_finished", hint="the reducer has finished this job; stop this consumer")
 
     def handle(self, job: greenstalk.Job[bytes]) -> None:
+        """One reserved job; a small one brings along more that are ready (bare item IDs from
+        a foreign producer are one item per job), so their round trips are shared."""
         crashpoint("consumer.after_reserve")
+        first = self._decode(job)
+        if first is None:
+            return
+        group = [first]
+        if len(first[1].items) < SMALL_BATCH:
+            for extra in self.queue.reserve_many_ready(GROUP_JOBS - 1):
+                decoded = self._decode(extra)
+                if decoded is not None:
+                    group.append(decoded)
+        self._process(group)
+
+    def _decode(self, job: greenstalk.Job[bytes]) -> tuple[greenstalk.Job[bytes], Batch] | None:
         try:
-            batch = decode_batch(job.body)
+            return job, decode_batch(job.body)
         except MalformedMessage as exc:
             self._bury_malformed(job, str(exc))
-            return
-        bound = log.bind(batch=batch.batch, job_id=job.id)
+            return None
+
+    def _process(self, group: list[tuple[greenstalk.Job[bytes], Batch]]) -> None:
+        """Map, reduce per job, put one result for the group, then delete the group.
+
+        A failure in a group of several is pinned on its batch by doing each job alone."""
+        jobs = [job for job, _ in group]
         try:
-            values = self._map_batch(job, batch)
-            body = encode_result(
-                Partial((batch.batch,), len(batch.items), self.spec.reduce(values))
-            )
-        except Exception as exc:
-            self._fail(job, batch, exc)
-            return
-        try:
+            values = self._map_jobs(jobs, [i for _, batch in group for i in batch.items])
+            partials, start = [], 0
+            for _, batch in group:
+                end = start + len(batch.items)
+                value = self.spec.reduce(values[start:end])
+                partials.append(Partial((batch.batch,), len(batch.items), value))
+                start = end
+            record = partials[0] if len(partials) == 1 else Partials(tuple(partials))
+            body = encode_result(record)
             self.queue.put(self.results_tube, body, ttr=self.opts.result_ttr)
-        except greenstalk.JobTooBigError:
-            self._fail(
-                job,
-                batch,
-                ValueError(
+        except Exception as exc:
+            if isinstance(exc, CONNECTION_ERRORS):
+                raise
+            if len(group) > 1:
+                for one in group:
+                    self._process([one])
+                return
+            job, batch = group[0]
+            if isinstance(exc, greenstalk.JobTooBigError):
+                exc = ValueError(
                     f"the partial is {len(body)} bytes, over beanstalkd's max job size: make "
                     "reduce() return something smaller (a top-k instead of every value)"
-                ),
-                final=True,
-            )
+                )
+                self._fail(job, batch, exc, final=True)
+            else:
+                self._fail(job, batch, exc)
             return
         crashpoint("consumer.after_put")
-        if not self.queue.delete(job.id):
-            bound.warning(
+        lost = len(jobs) - self.queue.delete_many([job.id for job in jobs])
+        if lost:
+            log.warning(
                 "job_lost_before_delete",
+                jobs=lost,
                 hint="TTR expired or beanstalkd restarted; the duplicate is absorbed",
             )
         crashpoint("consumer.after_delete")
-        bound.debug("batch_done", items=len(batch.items))
+        log.debug("jobs_done", jobs=len(jobs), items=len(values))
 
-    def _map_batch(self, job: greenstalk.Job[bytes], batch: Batch) -> list[JSON]:
-        """Map the batch, touching the job at half its TTR so long batches are not re-run."""
+    def _map_jobs(self, jobs: list[greenstalk.Job[bytes]], items: list[Item]) -> list[JSON]:
+        """Map the items, touching the jobs at half their TTR so long batches are not re-run."""
         started = last_touch = time.monotonic()
         touch_every: float | None = None
 
         def keep_alive() -> None:
             nonlocal touch_every, last_touch
             if touch_every is None:
-                touch_every = max(0.5, self.queue.ttr(job) / 2)
+                touch_every = max(0.5, self.queue.ttr(jobs[0]) / 2)
             now = time.monotonic()
             if now - last_touch >= touch_every:
-                self.queue.touch(job)
+                self.queue.touch_many([job.id for job in jobs])
                 last_touch = now
-                log.debug("job_touched", job_id=job.id, running_s=round(now - started, 1))
+                log.debug("jobs_touched", jobs=len(jobs), running_s=round(now - started, 1))
 
-        return self.mapper.map(batch.items, keep_alive)
+        return self.mapper.map(items, keep_alive)
 
     def _fail(
         self, job: greenstalk.Job[bytes], batch: Batch, exc: Exception, final: bool = False

@@ -133,7 +133,10 @@ class Queue:
         first = self.reserve(timeout)
         if first is None:
             return []
-        return [first, *pipeline.reserve_ready(self.client, most - 1)]
+        return [first, *self.reserve_many_ready(most - 1)]
+
+    def reserve_many_ready(self, most: int) -> list[greenstalk.Job[bytes]]:
+        return pipeline.reserve_ready(self.client, most)
 
     def delete_many(self, job_ids: list[int]) -> int:
         return pipeline.delete_many(self.client, job_ids)

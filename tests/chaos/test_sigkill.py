@@ -45,7 +45,7 @@ def run_argv(spec: str, data: Path, address: str | None, *extra: str) -> list[st
         "--consumers",
         "2",
         "--batch-size",
-        "20",
+        "40",
         "--ttr",
         "2",
         "--high-water",
@@ -68,6 +68,14 @@ def test_a_random_order_producer_resumes_the_same_permutation_after_sigkill(
 ) -> None:
     """A different order after the resume would lose some items and count others twice."""
     crash_and_check(point, beanstalkd, procs, tmp_path, "--order", "random", "--seed", "11")
+
+
+@pytest.mark.parametrize("point", ["consumer.after_put:2", "consumer.after_delete:2"])
+def test_sigkill_of_a_consumer_holding_a_group_of_small_jobs_leaves_the_total_exact(
+    point: str, beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
+) -> None:
+    """Batches of 5 items are taken many at a time and answered with one result."""
+    crash_and_check(point, beanstalkd, procs, tmp_path, "--batch-size", "5")
 
 
 def crash_and_check(
