@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from beanmill.errors import CheckpointError
-from beanmill.files import ensure_private_dir
+from beanmill.files import ensure_private_dir, fsync_dir
 from beanmill.jsontypes import JSON
 from beanmill.wire import BARE_PREFIX, EndRecord, ErrorRecord
 
@@ -98,29 +98,20 @@ class Checkpoint:
     def __init__(self, path: Path, job: str) -> None:
         self.path = path
         ensure_private_dir(path.parent)
-        created = False
         if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            os.close(fd)
-            created = True
+            _create(path, job)
         try:
             self.db = _connect(path, read_only=False)
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(path, exc) from None
+        try:
+            self._verify(job)  # before any write: a foreign file is refused untouched
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = FULL")
-            if not created:
-                self._verify(job)
-            else:
-                self.db.executescript(SCHEMA)
-                self._write_meta(
-                    {
-                        "schema": SCHEMA_VERSION,
-                        "job": job,
-                        "items": 0,
-                        "created_at": time.time(),
-                        "updated_at": time.time(),
-                    }
-                )
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, CheckpointError) as exc:
+            self.db.close()
+            if isinstance(exc, CheckpointError):
+                raise
             raise _corrupt(path, exc) from None
 
     def _verify(self, job: str) -> None:
@@ -216,6 +207,38 @@ class Checkpoint:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _create(path: Path, job: str) -> None:
+    """Build a complete empty checkpoint aside and rename it in: killed halfway, nothing is
+    left at `path` that a restart would have to refuse."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.unlink(missing_ok=True)
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    db = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        db.executescript(SCHEMA)
+        now = time.time()
+        meta = {
+            "schema": SCHEMA_VERSION,
+            "job": job,
+            "items": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        db.executemany(
+            "INSERT INTO meta(key, value) VALUES (?, ?)",
+            [(k, json.dumps(v)) for k, v in meta.items()],
+        )
+    finally:
+        db.close()
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 def _read_meta(db: sqlite3.Connection) -> dict[str, Any]:

@@ -33,6 +33,17 @@ class Cursor:
         )
 
 
+FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "job": str,
+    "batch_size": int,
+    "order": str,
+    "seed": (int, type(None)),
+    "next_batch": int,
+    "items_put": int,
+    "finished": bool,
+}
+
+
 def load_cursor(path: Path) -> Cursor | None:
     """The saved cursor, None if there is none; a damaged one is refused, never replaced."""
     try:
@@ -48,10 +59,14 @@ def load_cursor(path: Path) -> Cursor | None:
         if data.pop("v") != CURSOR_VERSION:
             raise CursorError(f"{fix} (unknown version)")
         cursor = Cursor(**data)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
         raise CursorError(f"{fix} ({type(exc).__name__})") from None
-    if not isinstance(cursor.next_batch, int) or cursor.next_batch < 0:
-        raise CursorError(f"{fix} (next_batch)")
+    for name, kind in FIELD_TYPES.items():
+        value = getattr(cursor, name)
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise CursorError(f"{fix} ({name} is {value!r})")
+    if cursor.next_batch < 0 or cursor.items_put < 0 or cursor.batch_size < 1:
+        raise CursorError(f"{fix} (negative counts)")
     return cursor
 
 

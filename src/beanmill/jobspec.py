@@ -95,12 +95,10 @@ class Spec:
             )
         self.name = name
         for hook in ("items", "map"):
-            if not callable(getattr(obj, hook, None)):
+            if not _defines(obj, hook):
                 raise SpecError(f"{ref}: a job spec must define {hook}()")
         self.reducer: Reducer | None = getattr(obj, "reducer", None)
-        if self.reducer is None and not (
-            callable(getattr(obj, "reduce", None)) and callable(getattr(obj, "rereduce", None))
-        ):
+        if self.reducer is None and not (_defines(obj, "reduce") and _defines(obj, "rereduce")):
             raise SpecError(f"{ref}: define reduce() and rereduce(), or set reducer = ...")
 
     def _hook(self, name: str) -> Callable[..., Any] | None:
@@ -156,6 +154,12 @@ class Spec:
     def done(self, total: JSON, progress: Progress) -> bool:
         fn = self._hook("done")
         return bool(fn(total, progress)) if fn is not None else False
+
+
+def _defines(obj: Any, hook: str) -> bool:
+    """A callable hook that is the user's own, not Job's placeholder that raises."""
+    fn = getattr(type(obj), hook, None) if isinstance(obj, Job) else getattr(obj, hook, None)
+    return callable(fn) and fn is not getattr(Job, hook)
 
 
 def _import_module(where: str) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -33,17 +34,20 @@ class Layout:
     @property
     def tag(self) -> str:
         if self.order == "random":
-            return f"r{self.seed}.{self.batch_size}"
+            return f"r{self.seed or 0}.{self.batch_size}"  # the order uses seed 0 for None
         return f"s{self.batch_size}"
 
     def batch_id(self, seq: int) -> str:
         return f"{self.tag}-{seq}"
 
 
+BATCH_ID = re.compile(r"^(s\d+|r-?\d+\.\d+)-(\d+)$")
+
+
 def layout_of(batch_id: str) -> str | None:
     """The layout tag of a producer batch ID; None for bare items and foreign IDs."""
-    tag, sep, seq = batch_id.rpartition("-")
-    return tag if sep and seq.isdigit() and tag[:1] in ("s", "r") else None
+    match = BATCH_ID.match(batch_id)
+    return match.group(1) if match else None
 
 
 def check_item(item: object) -> Item:

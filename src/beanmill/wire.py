@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,13 +83,20 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text[:20]} overflows a double")
+    return value
+
+
 def _loads(body: bytes) -> Any:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MalformedMessage(f"body is not UTF-8 ({exc.reason} at byte {exc.start})") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:
         raise MalformedMessage(f"body is not valid JSON ({str(exc)[:120]})") from None
 
@@ -105,7 +113,7 @@ def bare_batch_id(text: str) -> str:
 
 def _check_version(obj: dict[str, Any]) -> None:
     version = obj.get("v")
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:
         raise MalformedMessage(f"unknown format version {version!r} (beanmill reads {VERSION})")
 
 
@@ -116,6 +124,10 @@ def _is_item(value: Any) -> bool:
 def _batch_id(value: Any) -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_BATCH_ID_CHARS:
         raise MalformedMessage("batch id must be a non-empty string of at most 200 characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedMessage("batch id holds a lone surrogate, which is not text") from None
     return value
 
 

@@ -1,0 +1,338 @@
+"""The reducer's checkpoint: total and ledger commit together or not at all, errors are kept
+until their batch is applied, and a damaged or foreign file is refused without being touched."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import pytest
+
+from beanmill import checkpoint
+from beanmill.checkpoint import Checkpoint, read_errors, read_history, read_snapshot
+from beanmill.errors import CheckpointError
+from beanmill.wire import EndRecord, ErrorRecord, bare_batch_id
+
+JOB = "squares"
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@contextmanager
+def opened(path: Path, job: str = JOB) -> Iterator[Checkpoint]:
+    ckpt = Checkpoint(path, job)
+    try:
+        yield ckpt
+    finally:
+        ckpt.close()
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def error(batch: str, exception: str = "ValueError: boom") -> ErrorRecord:
+    return ErrorRecord(batch, 17, 3, "failed", exception, "Traceback ...", "host-a")
+
+
+def real_checkpoint(path: Path, batches: int = 2000) -> Path:
+    """A closed checkpoint of several pages, its WAL folded into the main file."""
+    with opened(path) as ckpt:
+        for k in range(batches // 100):
+            ids = [(f"s100-{k * 100 + j}", 100) for j in range(100)]
+            ckpt.commit(total=k, items=(k + 1) * 10_000, applied=ids, errors=[error(f"x-{k}")])
+    return path
+
+
+def assert_refused_untouched(path: Path, *, writer: bool = True) -> CheckpointError:
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError) as info:
+        if writer:
+            Checkpoint(path, JOB)
+        else:
+            read_snapshot(path)
+    assert path.read_bytes() == before
+    return info.value
+
+
+# -- creating, committing, reading ---------------------------------------------------------
+
+
+def test_new_checkpoint_and_its_directory_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "ckpt.sqlite"
+    with umask(0), opened(path) as ckpt:
+        ckpt.commit(total=1, items=1, applied=[("s1-0", 1)])
+        assert mode(path) == 0o600
+        assert mode(path.parent) == 0o700
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists():
+            assert mode(wal) == 0o600
+
+
+def test_new_checkpoint_is_empty(tmp_path: Path) -> None:
+    with opened(tmp_path / "c.sqlite") as ckpt:
+        snap = ckpt.snapshot()
+    assert (snap.job, snap.total, snap.items, snap.batches, snap.errors) == (JOB, None, 0, 0, 0)
+    assert snap.end_batches is None and not snap.complete
+
+
+def test_commit_shows_in_snapshot_and_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with opened(path) as ckpt:
+        ckpt.commit(total={"sum": 6}, items=3, applied=[("s2-0", 2), ("s2-1", 1)], layout="s2")
+        ckpt.commit(total={"sum": 10}, items=4, applied=[("s2-2", 1)])
+        live = ckpt.snapshot()
+    with opened(path) as ckpt:
+        again = ckpt.snapshot()
+    for snap in (live, again, read_snapshot(path)):
+        assert (snap.total, snap.items, snap.batches, snap.layout) == ({"sum": 10}, 4, 3, "s2")
+
+
+def test_applied_finds_exactly_the_committed_batch_ids(tmp_path: Path) -> None:
+    committed = [f"s10-{i}" for i in range(0, 2400, 2)]  # more than one 500-ID query chunk
+    with opened(tmp_path / "c.sqlite") as ckpt:
+        ckpt.commit(total=0, items=len(committed), applied=[(b, 1) for b in committed])
+        asked = [f"s10-{i}" for i in range(2400)] + ["s10-x", "", bare_batch_id("7")]
+        assert ckpt.applied(asked) == set(committed)
+        assert ckpt.applied([]) == set()
+        assert ckpt.applied(iter(["s10-0", "s10-1"])) == {"s10-0"}
+
+
+@pytest.mark.parametrize(
+    "applied",
+    [[("s1-5", 1), ("s1-1", 1)], [("s1-6", 1), ("s1-6", 1)]],
+    ids=["already in the ledger", "twice in one commit"],
+)
+def test_commit_is_all_or_nothing(tmp_path: Path, applied: list[tuple[str, int]]) -> None:
+    path = tmp_path / "c.sqlite"
+    with opened(path) as ckpt:
+        ckpt.commit(total=10, items=2, applied=[("s1-0", 1), ("s1-1", 1)])
+        before = ckpt.snapshot()
+        with pytest.raises((sqlite3.DatabaseError, CheckpointError)):
+            ckpt.commit(
+                total=999,
+                items=4,
+                applied=applied,
+                errors=[error("s1-9")],
+                end=EndRecord(9, 9),
+                stopped_because="never",
+            )
+        after = ckpt.snapshot()
+        assert ckpt.applied(["s1-0", "s1-1", "s1-5", "s1-6"]) == {"s1-0", "s1-1"}
+        assert (after.total, after.items, after.batches) == (10, 2, 2)
+        assert (after.errors, after.end_batches, after.stopped_because) == (0, None, None)
+        assert after.updated_at == before.updated_at
+        # The handle is usable afterwards: no transaction was left open.
+        ckpt.commit(total=11, items=3, applied=[("s1-2", 1)])
+        assert ckpt.snapshot().total == 11
+    assert read_errors(path) == {}
+
+
+def test_error_is_stored_until_its_batch_is_applied(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with opened(path) as ckpt:
+        ckpt.commit(total=0, items=0, applied=[], errors=[error("s1-3"), error("s1-4")])
+        assert ckpt.snapshot().errors == 2
+        stored = read_errors(path)
+        assert set(stored) == {"s1-3", "s1-4"}
+        assert stored["s1-3"]["exception"] == "ValueError: boom"
+        assert stored["s1-3"]["host"] == "host-a" and stored["s1-3"]["job_id"] == 17
+
+        ckpt.commit(total=0, items=0, applied=[], errors=[error("s1-3", "KeyError: later")])
+        assert read_errors(path)["s1-3"]["exception"] == "KeyError: later"  # newest wins
+
+        ckpt.commit(total=9, items=1, applied=[("s1-3", 1)])  # requeued and done
+        assert set(read_errors(path)) == {"s1-4"}
+        assert ckpt.snapshot().errors == 1
+
+
+def test_error_and_its_batch_in_one_commit_leave_no_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with opened(path) as ckpt:
+        ckpt.commit(total=1, items=1, applied=[("s1-0", 1)], errors=[error("s1-0")])
+        assert ckpt.snapshot().errors == 0
+    assert read_errors(path) == {}
+
+
+def test_complete_once_producer_batches_reach_the_end_record(tmp_path: Path) -> None:
+    bare = [(bare_batch_id(str(i)), 1) for i in range(5)]
+    with opened(tmp_path / "c.sqlite") as ckpt:
+        ckpt.commit(total=0, items=7, applied=[("s1-0", 1), ("s1-1", 1), *bare])
+        assert not ckpt.snapshot().complete  # no end record yet
+        ckpt.commit(total=0, items=7, applied=[], end=EndRecord(batches=3, items=3))
+        snap = ckpt.snapshot()
+        assert (snap.batches, snap.bare_batches, snap.producer_batches) == (7, 5, 2)
+        assert (snap.end_batches, snap.end_items) == (3, 3)
+        assert not snap.complete  # bare items do not count towards the producer's batches
+        ckpt.commit(total=0, items=8, applied=[("s1-2", 1)])
+        assert ckpt.snapshot().complete
+        assert ckpt.snapshot().as_json()["complete"] is True
+
+
+def test_stopped_checkpoint_is_complete(tmp_path: Path) -> None:
+    with opened(tmp_path / "c.sqlite") as ckpt:
+        ckpt.commit(total=0, items=1, applied=[("r1.1-0", 1)], stopped_because="ci below 0.01")
+        assert ckpt.snapshot().complete
+
+
+def test_history_keeps_one_estimate_per_commit_that_applied_something(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with opened(path) as ckpt:
+        ckpt.commit(total=1, items=10, applied=[("s10-0", 10)], estimate={"mean": 1.0})
+        ckpt.commit(total=1, items=10, applied=[], estimate={"mean": 1.0})
+        ckpt.commit(total=2, items=20, applied=[("s10-1", 10)], estimate={"mean": 1.5})
+    assert read_history(path) == [(10, {"mean": 1.0}), (20, {"mean": 1.5})]
+
+
+# -- refusing what is not ours -------------------------------------------------------------
+
+
+def test_checkpoint_of_another_job_is_refused_naming_both(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with opened(path, "cubes") as ckpt:
+        ckpt.commit(total=1, items=1, applied=[("s1-0", 1)])
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError) as info:
+        Checkpoint(path, JOB)
+    assert "'cubes'" in str(info.value) and "'squares'" in str(info.value)
+    assert str(path) in str(info.value)
+    assert path.read_bytes() == before
+
+
+def _random_bytes(path: Path) -> None:
+    path.write_bytes(os.urandom(8192))
+
+
+def _text(path: Path) -> None:
+    path.write_text("total = 42\n")
+
+
+def _half(path: Path) -> None:
+    data = real_checkpoint(path).read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _header_only(path: Path) -> None:
+    path.write_bytes(real_checkpoint(path).read_bytes()[:100])
+
+
+DAMAGE = {"random bytes": _random_bytes, "text": _text, "half": _half, "header": _header_only}
+
+
+@pytest.mark.parametrize("writer", [True, False], ids=["Checkpoint", "read_snapshot"])
+@pytest.mark.parametrize("damage", DAMAGE.values(), ids=DAMAGE.keys())
+def test_corrupt_checkpoint_is_refused_with_a_fix_and_left_untouched(
+    tmp_path: Path, damage: object, writer: bool
+) -> None:
+    path = tmp_path / "c.sqlite"
+    damage(path)  # type: ignore[operator]
+    exc = assert_refused_untouched(path, writer=writer)
+    message = str(exc)
+    assert str(path) in message and "unreadable" in message and "left untouched" in message
+    assert "restore it from a backup" in message and "move it away" in message
+
+
+def foreign_sqlite(path: Path) -> Path:
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE other (x)")
+    db.commit()
+    db.close()
+    return path
+
+
+def test_status_of_a_foreign_sqlite_database_is_refused_untouched(tmp_path: Path) -> None:
+    assert_refused_untouched(foreign_sqlite(tmp_path / "c.sqlite"), writer=False)
+
+
+def test_foreign_sqlite_database_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    assert_refused_untouched(foreign_sqlite(tmp_path / "c.sqlite"))
+
+
+class _Killed(BaseException):
+    """Like SIGKILL: no handler in the code under test may catch it."""
+
+
+class _DiesInSchema:
+    """A connection that is killed while it creates the tables."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def executescript(self, script: str) -> None:
+        self.conn.close()
+        raise _Killed
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.conn, name)
+
+
+def _die(*args: object) -> None:
+    raise _Killed
+
+
+@pytest.mark.parametrize("when", ["creating tables", "renaming into place"])
+def test_checkpoint_killed_while_being_created_reopens_as_new(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """Killed before the new file is complete: the restart must not find a file to refuse."""
+    path = tmp_path / "c.sqlite"
+    if when == "creating tables":
+        connect = sqlite3.connect
+        monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: _DiesInSchema(connect(*a, **k)))
+    else:
+        monkeypatch.setattr(checkpoint.os, "replace", _die)
+        monkeypatch.setattr(checkpoint.os, "rename", _die)
+    with suppress(_Killed):
+        Checkpoint(path, JOB).close()
+    monkeypatch.undo()
+    with opened(path) as ckpt:
+        assert ckpt.snapshot().items == 0
+        ckpt.commit(total=1, items=1, applied=[("s1-0", 1)])
+    assert read_snapshot(path).total == 1
+    leftovers = {p.name for p in tmp_path.iterdir()} - {"c.sqlite", "c.sqlite-wal", "c.sqlite-shm"}
+    assert not leftovers
+
+
+# -- reading while the reducer writes ------------------------------------------------------
+
+
+def test_read_snapshot_sees_committed_data_only_while_a_writer_is_open(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with opened(path) as ckpt:
+        ckpt.commit(total=5, items=5, applied=[("s5-0", 5)])
+        assert read_snapshot(path).total == 5
+        # A transaction in flight, as in the middle of commit(): invisible to readers.
+        ckpt.db.execute("BEGIN IMMEDIATE")
+        ckpt.db.execute("UPDATE meta SET value = '999' WHERE key IN ('total', 'items')")
+        ckpt.db.execute("INSERT INTO ledger VALUES ('s5-1', 5, 0)")
+        snap = read_snapshot(path)
+        assert (snap.total, snap.items, snap.batches) == (5, 5, 1)
+        ckpt.db.execute("ROLLBACK")
+        ckpt.commit(total=10, items=10, applied=[("s5-1", 5)])
+        snap = read_snapshot(path)
+        assert (snap.total, snap.items, snap.batches) == (10, 10, 2)
+
+
+def test_read_snapshot_of_a_closed_checkpoint_leaves_it_untouched(tmp_path: Path) -> None:
+    path = real_checkpoint(tmp_path / "c.sqlite")
+    before = path.read_bytes()
+    snap = read_snapshot(path)
+    assert (snap.items, snap.batches, snap.errors) == (200_000, 2000, 20)
+    assert path.read_bytes() == before
+
+
+def test_read_snapshot_of_a_missing_file_says_where_to_look(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="--checkpoint"):
+        read_snapshot(tmp_path / "nope.sqlite")
+    assert not (tmp_path / "nope.sqlite").exists()
