@@ -112,29 +112,63 @@ def children(pid: int) -> list[int]:
         return []
 
 
-def test_random_sigkills_of_every_role_and_beanstalkd_leave_the_total_exact(
-    procs: Procs, tmp_path: Path
-) -> None:
+def role_of(pid: int) -> str:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return "gone"
+    if argv and argv[0].endswith(b"beanstalkd"):
+        return "beanstalkd"
+    return argv[3].decode() if len(argv) > 3 else "?"
+
+
+def chaos(procs: Procs, tmp_path: Path, seconds: float, items: int) -> dict[str, int]:
+    """SIGKILL random children of `beanmill run` (beanstalkd included) and now and then
+    SIGSTOP a consumer past its TTR; then let the run finish and demand the exact total."""
     seed = int(os.environ.get("CHAOS_SEED", time.time_ns() % 10**6))
     print(f"chaos seed: CHAOS_SEED={seed}")
     rng = random.Random(seed)
-    items = 6000
     data = tmp_path / "data"
     env = {"SUMS_ITEMS": str(items), "SUMS_MAP_DELAY": "0.001"}
     run = procs.beanmill(*run_argv(spec_ref("sums:Squares"), data, None), env=env)
     ckpt = data / "checkpoint.sqlite"
     wait_for(ckpt.exists, what="run started")
-    kills = 0
-    deadline = time.monotonic() + 12
+    done: dict[str, int] = {}
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and run.poll() is None:
         time.sleep(rng.uniform(0.2, 1.0))
         victims = children(run.pid)
-        if victims:
-            os.kill(rng.choice(victims), signal.SIGKILL)
-            kills += 1
-    rc, _, err = finish(run, timeout=180)
+        if not victims:
+            continue
+        victim = rng.choice(victims)
+        role = role_of(victim)
+        if role == "consumer" and rng.random() < 0.3:
+            os.kill(victim, signal.SIGSTOP)  # frozen past its TTR (2 s): the job goes elsewhere
+            time.sleep(2.5)
+            os.kill(victim, signal.SIGCONT)  # its late partial and delete must be harmless
+            done["sigstop consumer"] = done.get("sigstop consumer", 0) + 1
+        else:
+            os.kill(victim, signal.SIGKILL)
+            done[f"sigkill {role}"] = done.get(f"sigkill {role}", 0) + 1
+    rc, _, err = finish(run, timeout=300)
+    print(f"chaos seed {seed}: {done}")
     assert rc == 0, f"seed {seed}: {err[-2000:]}"
-    assert kills >= 5, f"seed {seed}: only {kills} kills"
     snap = status(ckpt)
     assert snap["items"] == items, f"seed {seed}"
     assert snap["total"] == squares_answer(items), f"seed {seed}"
+    return done
+
+
+def test_random_sigkills_of_every_role_and_beanstalkd_leave_the_total_exact(
+    procs: Procs, tmp_path: Path
+) -> None:
+    done = chaos(procs, tmp_path, seconds=12, items=12_000)
+    assert sum(done.values()) >= 5
+
+
+@pytest.mark.slow
+def test_a_long_chaos_run_leaves_the_total_exact(procs: Procs, tmp_path: Path) -> None:
+    """`pytest -m slow`: ninety seconds of kills and stops of every role and beanstalkd."""
+    done = chaos(procs, tmp_path, seconds=90, items=150_000)
+    assert sum(done.values()) >= 60
+    assert {"sigkill beanstalkd", "sigkill reducer", "sigkill consumer"} <= done.keys()
