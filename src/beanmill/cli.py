@@ -101,6 +101,13 @@ def ending_options(fn: F) -> F:
     return fn
 
 
+connect_retry_option = click.option(
+    "--connect-retry",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="seconds to keep trying to reach beanstalkd at start before giving up",
+)
 progress_file_option = click.option(
     "--progress-file",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -238,6 +245,7 @@ def _seed(order: str, seed: int | None) -> int | None:
 @high_water_option
 @order_option
 @seed_option
+@connect_retry_option
 @logging_options
 def producer(
     spec: str,
@@ -248,6 +256,7 @@ def producer(
     high_water: int,
     order: str,
     seed: int | None,
+    connect_retry: float,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -257,7 +266,12 @@ def producer(
     loaded = load_spec(spec)
     logs.configure(log_level, log_format, role="producer", job=loaded.name)
     opts = ProducerOptions(
-        batch_size=batch_size, ttr=ttr, high_water=high_water, order=order, seed=_seed(order, seed)
+        batch_size=batch_size,
+        ttr=ttr,
+        high_water=high_water,
+        order=order,
+        seed=_seed(order, seed),
+        connect_retry=connect_retry,
     )
     path = state or Path("beanmill-data") / loaded.name / "cursor.json"
     sys.exit(run_producer(loaded, beanstalkd, path, opts, install_stop_handlers()))
@@ -296,6 +310,7 @@ def producer(
 @click.option(
     "--idle-exit", type=float, default=None, help="exit 0 after this many seconds without work"
 )
+@connect_retry_option
 @logging_options
 def consumer(
     spec: str,
@@ -305,6 +320,7 @@ def consumer(
     threads: int,
     map_timeout: float | None,
     idle_exit: float | None,
+    connect_retry: float,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -319,6 +335,7 @@ def consumer(
         threads=threads,
         map_timeout=map_timeout,
         idle_exit=idle_exit,
+        connect_retry=connect_retry,
     )
     sys.exit(run_consumer(loaded, beanstalkd, opts, install_stop_handlers()))
 
@@ -332,6 +349,7 @@ def consumer(
 @click.option("--keep-running", is_flag=True, help="do not exit when complete")
 @progress_file_option
 @ending_options
+@connect_retry_option
 @logging_options
 def reducer(
     spec: str,
@@ -344,6 +362,7 @@ def reducer(
     until_rel_ci: float | None,
     until_ci: float | None,
     max_items: int | None,
+    connect_retry: float,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -358,6 +377,7 @@ def reducer(
         exit_when_complete=not keep_running,
         ending=EndConditions(max_items, until_ci, until_rel_ci),
         progress_file=progress_file,
+        connect_retry=connect_retry,
     )
     sys.exit(run_reducer(loaded, beanstalkd, checkpoint, opts, install_stop_handlers()))
 

@@ -50,6 +50,7 @@ class ConsumerOptions:
     retry_delay: int = 1
     threads: int = 1
     map_timeout: float | None = None
+    connect_retry: float = 0.0
     result_ttr: int = 120
     #: Exit when the tube is empty for this long (seconds); None waits for work forever.
     idle_exit: float | None = None
@@ -61,7 +62,9 @@ class Consumer:
     ) -> None:
         self.spec, self.opts, self.stop = spec, opts, stop
         self.items_tube, self.results_tube = spec.tubes
-        self.queue = Queue(address, use=self.results_tube, watch=self.items_tube)
+        self.queue = Queue(
+            address, use=self.results_tube, watch=self.items_tube, retry_s=opts.connect_retry
+        )
         self.mapper = Mapper(spec.map, opts.threads, opts.map_timeout)
         self.host = socket.gethostname()
         self.jobs_done = 0

@@ -33,6 +33,7 @@ class ProducerOptions:
     order: str = "sequential"
     seed: int | None = None
     priority: int = 2**31
+    connect_retry: float = 0.0
 
 
 class Producer:
@@ -42,7 +43,7 @@ class Producer:
         self.spec, self.state, self.opts, self.stop = spec, state, opts, stop
         self.items_tube, self.results_tube = spec.tubes
         self.layout = Layout(opts.batch_size, opts.order, opts.seed)
-        self.queue = Queue(address, use=self.items_tube)
+        self.queue = Queue(address, use=self.items_tube, retry_s=opts.connect_retry)
         self.finished_early = False
 
     def _wait_below_high_water(self) -> None:

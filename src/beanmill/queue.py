@@ -89,12 +89,26 @@ class Queue:
     changes.
     """
 
-    def __init__(self, address: str, *, use: str, watch: str | None = None) -> None:
+    def __init__(
+        self, address: str, *, use: str, watch: str | None = None, retry_s: float = 0.0
+    ) -> None:
+        """`retry_s`: keep trying for that long at start (a supervisor may start us while
+        beanstalkd restarts); past it, or with 0, an unreachable server is an error."""
         self.address = address
         self._default_use = use
         self._watch = watch
         self._using = use
-        self.client = connect(address, use=use, watch=watch)
+        deadline = time.monotonic() + retry_s
+        delay = BACKOFF_FIRST_S
+        while True:
+            try:
+                self.client = connect(address, use=use, watch=watch)
+                return
+            except QueueUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX_S)
 
     def put(
         self,

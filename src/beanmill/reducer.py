@@ -49,6 +49,7 @@ class ReducerOptions:
     exit_when_complete: bool = True
     ending: EndConditions = field(default_factory=EndConditions)
     progress_file: Path | None = None
+    connect_retry: float = 0.0
 
 
 @dataclass
@@ -76,7 +77,9 @@ class Reducer:
     ) -> None:
         self.spec, self.opts, self.stop, self.out = spec, opts, stop, out
         self.results_tube = spec.tubes[1]
-        self.queue = Queue(address, use=self.results_tube, watch=self.results_tube)
+        self.queue = Queue(
+            address, use=self.results_tube, watch=self.results_tube, retry_s=opts.connect_retry
+        )
         self.ckpt = Checkpoint(checkpoint, spec.name)
         self.snap = self.ckpt.snapshot()
         self.staged = Staged()

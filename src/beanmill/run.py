@@ -28,6 +28,8 @@ log = structlog.get_logger()
 
 STOP_TIMEOUT_S = 30.0
 MAX_RESTARTS = 20
+#: A role restarted while run restarts beanstalkd waits for it instead of failing.
+CONNECT_RETRY_S = 60
 MAX_RESULT_CHARS = 400
 
 
@@ -87,6 +89,8 @@ def _argv(role: str, spec: Spec, address: str, opts: RunOptions) -> list[str]:
         address,
         "--log-level",
         opts.log_level,
+        "--connect-retry",
+        str(CONNECT_RETRY_S),
     ]
     if role == "producer":
         return [

@@ -176,3 +176,25 @@ def test_a_map_that_hangs_past_map_timeout_fails_its_batch_and_the_rest_goes_on(
     assert rc == 0, "a hung map thread does not keep the consumer from exiting"
     buried = [json.loads(x) for x in err.splitlines() if '"batch_buried"' in x]
     assert len(buried) == 1 and "--map-timeout 1s" in buried[0]["error"]
+
+
+def test_connect_retry_waits_for_a_beanstalkd_that_is_still_starting(
+    procs: Procs, tmp_path: Path
+) -> None:
+    """What `run` relies on when it restarts a role while it restarts beanstalkd too."""
+    server = Beanstalkd(tmp_path / "binlog", free_port())
+    consumer = procs.beanmill(
+        "consumer", FLAKY, "--beanstalkd", server.address, "--connect-retry", "20"
+    )
+    time.sleep(1.0)  # the outage the consumer must ride out
+    assert consumer.poll() is None, "still trying, not failed"
+    server.start()
+    try:
+        wait_for(
+            lambda: beanstalkd_counts(server, "flaky.items").get("current-watching") == 1,
+            what="the consumer connected",
+        )
+        consumer.send_signal(signal.SIGTERM)
+        assert finish(consumer)[0] == 0
+    finally:
+        server.kill()
