@@ -403,6 +403,14 @@ def status(checkpoint: Path | None, data_dir: Path | None, as_json: bool) -> Non
     click.echo(f"items:    {snap.items:,}{of} in {snap.batches:,} batches")
     click.echo(f"complete: {'yes' if snap.complete else 'no'}")
     click.echo(f"errors:   {snap.errors}")
+    if snap.stopped_because:
+        click.echo(f"stopped:  {snap.stopped_because}")
+    ci = (snap.estimate or {}).get("ci95")
+    if snap.estimate and isinstance(ci, list):
+        click.echo(
+            f"estimate: {snap.estimate['mean']:.6g}, 95% interval "
+            f"[{ci[0]:.6g}, {ci[1]:.6g}] (n={snap.estimate['n']:,})"
+        )
     click.echo(f"total:    {json.dumps(snap.total)}")
 
 

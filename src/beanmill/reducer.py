@@ -40,6 +40,7 @@ log = structlog.get_logger()
 
 MAX_STAGED_JOBS = 5000
 RESERVE_AT_ONCE = 200
+EARLY_COMMIT_ITEMS = 1000
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,8 @@ class Reducer:
             return False
         if len(staged.job_ids) >= MAX_STAGED_JOBS or staged.end is not None:
             return True
+        if staged.items >= max(EARLY_COMMIT_ITEMS, self.snap.items):
+            return True  # doubling: early estimates (and their plot) come at log-spaced sizes
         if self.snap.end_batches is not None and (
             self.snap.producer_batches + len(staged.applied) >= self.snap.end_batches
         ):

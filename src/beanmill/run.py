@@ -27,7 +27,10 @@ from beanmill.server import Beanstalkd, start_private
 log = structlog.get_logger()
 
 STOP_TIMEOUT_S = 30.0
-MAX_RESTARTS = 20
+#: Like systemd's StartLimitBurst/IntervalSec: a role that exits with an error this often
+#: this fast is broken (a bad spec, a missing file), not unlucky.
+RESTART_BURST = 10
+RESTART_WINDOW_S = 30.0
 #: A role restarted while run restarts beanstalkd waits for it instead of failing.
 CONNECT_RETRY_S = 60
 MAX_RESULT_CHARS = 400
@@ -66,6 +69,7 @@ class Role:
     argv: list[str]
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    failures: list[float] = field(default_factory=list)
     finished: bool = False
     started_at: float = field(default=0.0)
 
@@ -222,8 +226,15 @@ def _supervise(
                 continue
             if rc == 2:
                 return 2  # the role printed a one-line error (bad spec, corrupt checkpoint)
-            if role.restarts >= MAX_RESTARTS:
-                raise BeanmillError(f"{role.name} keeps failing (exit {rc}); see its log above")
+            if rc > 0:  # it failed by itself; a death by signal (OOM, kill) is not its fault
+                now = time.monotonic()
+                role.failures = [t for t in role.failures if now - t < RESTART_WINDOW_S]
+                role.failures.append(now)
+                if len(role.failures) > RESTART_BURST:
+                    raise BeanmillError(
+                        f"{role.name} failed {len(role.failures)} times in "
+                        f"{RESTART_WINDOW_S:.0f} s (last exit {rc}); see its log above"
+                    )
             role.restarts += 1
             log.warning("role_restarted", role=role.name, exit=rc, restarts=role.restarts)
             role.start()
