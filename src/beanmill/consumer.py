@@ -65,7 +65,7 @@ class Consumer:
         self.queue = Queue(
             address, use=self.results_tube, watch=self.items_tube, retry_s=opts.connect_retry
         )
-        self.mapper = Mapper(spec.map, opts.threads, opts.map_timeout)
+        self.mapper = Mapper(spec.map, opts.threads, opts.map_timeout, spec.thread_setup)
         self.host = socket.gethostname()
         self.jobs_done = 0
         self.finished_seen = False

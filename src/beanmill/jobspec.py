@@ -63,6 +63,10 @@ class Job:
     def setup(self) -> None:
         """Called once per consumer process before the first map (open connections here)."""
 
+    def thread_setup(self) -> None:
+        """Called once in each map thread (with --threads N): keep per-thread connections in
+        a threading.local() created here."""
+
     def reduce(self, values: Sequence[JSON]) -> JSON:
         if self.reducer is None:
             raise SpecError(f"job {self.name!r} needs reduce() or a reducer")
@@ -126,6 +130,11 @@ class Spec:
         fn = self._hook("setup")
         if fn is not None:
             fn()
+
+    @property
+    def thread_setup(self) -> Callable[[], None] | None:
+        """Runs once in each map thread: per-thread resources (a DB connection per thread)."""
+        return self._hook("thread_setup")
 
     def reduce(self, values: Sequence[JSON]) -> JSON:
         fn = self._hook("reduce")

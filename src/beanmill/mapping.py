@@ -24,10 +24,21 @@ class MapTimeout(Exception):
 
 
 class Mapper:
-    def __init__(self, fn: Callable[[Item], JSON], threads: int, map_timeout: float | None) -> None:
+    def __init__(
+        self,
+        fn: Callable[[Item], JSON],
+        threads: int,
+        map_timeout: float | None,
+        thread_setup: Callable[[], None] | None = None,
+    ) -> None:
         self.fn, self.threads, self.map_timeout = fn, max(1, threads), map_timeout
-        self.pool = ThreadPoolExecutor(max_workers=self.threads)
+        self.thread_setup = thread_setup
+        self.pool = self._new_pool()
         self.hung_threads = 0
+
+    def _new_pool(self) -> ThreadPoolExecutor:
+        """Each worker thread runs the spec's thread_setup() once (its own connections)."""
+        return ThreadPoolExecutor(max_workers=self.threads, initializer=self.thread_setup)
 
     def map(self, items: Sequence[Item], tick: Callable[[], None]) -> list[JSON]:
         """Values in item order; `tick` runs on this thread every WAIT_S while maps run."""
@@ -61,7 +72,7 @@ class Mapper:
             f.cancel()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.hung_threads += sum(1 for f in futures if f.running())
-        self.pool = ThreadPoolExecutor(max_workers=self.threads)
+        self.pool = self._new_pool()
 
     def close(self) -> None:
         """Join the workers, unless some hang: then they are left to die with the process."""
