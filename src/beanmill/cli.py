@@ -21,6 +21,7 @@ from beanmill.ending import EndConditions
 from beanmill.errors import BeanmillError
 from beanmill.jobspec import load_spec
 from beanmill.signals import install_stop_handlers
+from beanmill.source import DEFAULT_BATCH_SIZE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -115,7 +116,11 @@ progress_file_option = click.option(
     help="also append each progress snapshot as a JSON line to this file",
 )
 batch_option = click.option(
-    "--batch-size", type=click.IntRange(1), default=200, show_default=True, help="items per job"
+    "--batch-size",
+    type=click.IntRange(1),
+    default=DEFAULT_BATCH_SIZE,
+    show_default=True,
+    help="items per job",
 )
 
 

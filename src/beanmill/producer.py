@@ -17,7 +17,7 @@ from beanmill.cursor import Cursor, check_resumable, load_cursor, save_cursor
 from beanmill.errors import SpecError
 from beanmill.jobspec import Spec
 from beanmill.queue import CONNECTION_ERRORS, Queue
-from beanmill.source import Layout, batches, population_size
+from beanmill.source import DEFAULT_BATCH_SIZE, Layout, batches, population_size
 from beanmill.wire import Batch, EndRecord, encode_batch, encode_result
 
 log = structlog.get_logger()
@@ -27,7 +27,7 @@ CURSOR_EVERY_S = 1.0
 
 @dataclass(frozen=True)
 class ProducerOptions:
-    batch_size: int = 200
+    batch_size: int = DEFAULT_BATCH_SIZE
     ttr: int = 60
     high_water: int = 1000
     order: str = "sequential"

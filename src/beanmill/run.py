@@ -23,6 +23,7 @@ from beanmill.errors import BeanmillError
 from beanmill.jobspec import Spec
 from beanmill.queue import connect
 from beanmill.server import Beanstalkd, start_private
+from beanmill.source import DEFAULT_BATCH_SIZE
 
 log = structlog.get_logger()
 
@@ -41,7 +42,7 @@ class RunOptions:
     data_dir: Path
     consumers: int = 2
     beanstalkd: str | None = None
-    batch_size: int = 200
+    batch_size: int = DEFAULT_BATCH_SIZE
     order: str = "sequential"
     seed: int | None = None
     threads: int = 1
