@@ -23,6 +23,7 @@ from beanmill.errors import MalformedMessage
 from beanmill.jobspec import Spec
 from beanmill.jsontypes import JSON, Item
 from beanmill.mapping import Mapper
+from beanmill.notify import Notifier
 from beanmill.queue import CONNECTION_ERRORS, Queue
 from beanmill.wire import (
     Batch,
@@ -69,14 +70,17 @@ class Consumer:
         self.host = socket.gethostname()
         self.jobs_done = 0
         self.finished_seen = False
+        self.notifier = Notifier()
         self.last_finished_check = 0.0
 
     def run(self) -> int:
         self.spec.setup()
         log.info("consumer_started", tube=self.items_tube, threads=self.opts.threads)
+        self.notifier.ready()
         idle_since = time.monotonic()
         rc = 0
         while not self.stop.is_set():
+            self.notifier.watchdog()
             if self.mapper.hung_threads > MAX_HUNG_PER_THREAD * self.opts.threads:
                 log.error(
                     "maps_hung",
@@ -97,10 +101,13 @@ class Consumer:
                     continue
                 self.handle(job)
                 self.jobs_done += 1
+                if self.jobs_done % 100 == 1:
+                    self.notifier.status(f"{self.jobs_done:,} jobs done")
                 idle_since = time.monotonic()
             except CONNECTION_ERRORS:
                 if not self.queue.reconnect(self.stop):
                     break
+        self.notifier.stopping()
         log.info("consumer_stopped", jobs=self.jobs_done)
         self.mapper.close()
         self.queue.close()
@@ -190,6 +197,7 @@ class Consumer:
 
         def keep_alive() -> None:
             nonlocal touch_every, last_touch
+            self.notifier.watchdog()
             if touch_every is None:
                 touch_every = max(0.5, self.queue.ttr(jobs[0]) / 2)
             now = time.monotonic()

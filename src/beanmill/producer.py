@@ -16,6 +16,7 @@ from beanmill.crashpoint import crashpoint
 from beanmill.cursor import Cursor, check_resumable, load_cursor, save_cursor
 from beanmill.errors import SpecError
 from beanmill.jobspec import Spec
+from beanmill.notify import Notifier
 from beanmill.queue import CONNECTION_ERRORS, Queue
 from beanmill.source import DEFAULT_BATCH_SIZE, Layout, batches, population_size
 from beanmill.wire import Batch, EndRecord, encode_batch, encode_result
@@ -45,6 +46,7 @@ class Producer:
         self.layout = Layout(opts.batch_size, opts.order, opts.seed)
         self.queue = Queue(address, use=self.items_tube, retry_s=opts.connect_retry)
         self.finished_early = False
+        self.notifier = Notifier()
 
     def _wait_below_high_water(self) -> None:
         """Backpressure: never let more than `high_water` batches wait in beanstalkd's memory."""
@@ -56,6 +58,7 @@ class Producer:
             ready = self.queue.stats_tube(self.items_tube).get("current-jobs-ready", 0)
             if ready < self.opts.high_water:
                 return
+            self.notifier.watchdog()  # waiting on consumers is not hanging
             time.sleep(0.05)
 
     def run(self) -> int:
@@ -72,7 +75,9 @@ class Producer:
             log.info("producer_already_finished", batches=cursor.next_batch, items=cursor.items_put)
             return 0
         log.info("producer_started", from_batch=cursor.next_batch, layout=self.layout.tag)
+        self.notifier.ready()
         cursor = self._put_batches(cursor)
+        self.notifier.stopping()
         save_cursor(self.state, cursor)
         if cursor.finished:
             self._put_end(cursor)
@@ -98,6 +103,7 @@ class Producer:
             if not self._retrying(functools.partial(self._put_batch, seq, body)):
                 return _at(cursor, next_batch, count)  # stopped while reconnecting: not put
             crashpoint("producer.after_put")
+            self.notifier.watchdog()
             budget -= 1
             next_batch, count = seq + 1, count + len(chunk)
             if time.monotonic() - last_save >= CURSOR_EVERY_S:

@@ -23,6 +23,7 @@ from beanmill.ending import EndConditions, Estimator, half_width, stop_reason
 from beanmill.errors import MalformedMessage
 from beanmill.jobspec import Progress, Spec
 from beanmill.jsontypes import JSON
+from beanmill.notify import Notifier
 from beanmill.progress import progress_line
 from beanmill.queue import CONNECTION_ERRORS, Queue
 from beanmill.source import layout_of, population_size
@@ -87,6 +88,7 @@ class Reducer:
         self.population = population_size(spec.items())
         self.estimator = _estimator(spec, self.population)
         self.last_half: float | None = None
+        self.notifier = Notifier()
         self.started = time.monotonic()
         self.items_at_start = self.snap.items
         self.last_commit = self.last_progress = time.monotonic()
@@ -210,7 +212,9 @@ class Reducer:
         if half is not None and self.last_half is not None and self.last_half > 0:
             report += f" (interval x{half / self.last_half:.2f} since last line)"
         self.last_half = half if half is not None else self.last_half
-        print(progress_line(self.spec.name, p, report, state), file=self.out, flush=True)
+        line = progress_line(self.spec.name, p, report, state)
+        print(line, file=self.out, flush=True)
+        self.notifier.status(line)
         if self.opts.progress_file is not None:
             record = {
                 "at": time.time(),
@@ -252,7 +256,9 @@ class Reducer:
             self._announce_finished()
             return 0
         log.info("reducer_started", items=self.snap.items, batches=self.snap.batches)
+        self.notifier.ready()
         while not self.stop.is_set():
+            self.notifier.watchdog()
             if self._due():
                 self.commit()
                 reason = self._stop_reason()
@@ -273,6 +279,7 @@ class Reducer:
                 if not self.queue.reconnect(self.stop):
                     break
         if self.stop.is_set():
+            self.notifier.stopping()
             self.commit()
         self.print_progress(_state(self.snap))
         if self.snap.complete:
