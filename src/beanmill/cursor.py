@@ -22,6 +22,8 @@ class Cursor:
     seed: int | None
     next_batch: int = 0
     items_put: int = 0
+    #: Jobs put: more than next_batch when a batch too big for beanstalkd's -z was split.
+    jobs_put: int = 0
     finished: bool = False
 
     def same_run(self, other: Cursor) -> bool:
@@ -40,6 +42,7 @@ FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "seed": (int, type(None)),
     "next_batch": int,
     "items_put": int,
+    "jobs_put": int,
     "finished": bool,
 }
 
@@ -58,6 +61,7 @@ def load_cursor(path: Path) -> Cursor | None:
         data = json.loads(raw)
         if data.pop("v") != CURSOR_VERSION:
             raise CursorError(f"{fix} (unknown version)")
+        data.setdefault("jobs_put", data.get("next_batch", 0))  # written before splitting
         cursor = Cursor(**data)
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
         raise CursorError(f"{fix} ({type(exc).__name__})") from None

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import greenstalk
 import structlog
@@ -16,12 +17,14 @@ from beanmill.crashpoint import crashpoint
 from beanmill.cursor import Cursor, check_resumable, load_cursor, save_cursor
 from beanmill.errors import SpecError
 from beanmill.jobspec import Spec
+from beanmill.jsontypes import Item
 from beanmill.notify import Notifier
 from beanmill.queue import CONNECTION_ERRORS, Queue
 from beanmill.source import DEFAULT_BATCH_SIZE, Layout, batches, population_size
 from beanmill.wire import Batch, EndRecord, encode_batch, encode_result
 
 log = structlog.get_logger()
+T = TypeVar("T")
 
 CURSOR_EVERY_S = 1.0
 
@@ -86,64 +89,80 @@ class Producer:
 
     def _put_batches(self, cursor: Cursor) -> Cursor:
         items = self.spec.items()
-        next_batch, count = cursor.next_batch, cursor.items_put
+        next_batch, count, jobs = cursor.next_batch, cursor.items_put, cursor.jobs_put
         last_save = time.monotonic()
         budget = 0  # puts left before the next high-water check
         for seq, chunk in batches(items, self.layout, cursor.next_batch):
             if self.stop.is_set():
-                return _at(cursor, next_batch, count)
+                return _at(cursor, next_batch, count, jobs)
             if budget <= 0:
                 self._retrying(self._wait_below_high_water)
                 budget = max(1, self.opts.high_water // 10)
                 if self.finished_early:
                     # Batches put after the reducer's drain would wait forever: drain again.
                     self._retrying(lambda: self.queue.drain(self.items_tube))
-                    return replace(cursor, next_batch=next_batch, items_put=count, finished=True)
-            body = encode_batch(Batch(self.layout.batch_id(seq), tuple(chunk)))
-            if not self._retrying(functools.partial(self._put_batch, seq, body)):
-                return _at(cursor, next_batch, count)  # stopped while reconnecting: not put
+                    return replace(_at(cursor, next_batch, count, jobs), finished=True)
+            put = self._retrying(
+                functools.partial(self._put_batch, self.layout.batch_id(seq), tuple(chunk))
+            )
+            if put is None:
+                return _at(cursor, next_batch, count, jobs)  # stopped while reconnecting
             crashpoint("producer.after_put")
             self.notifier.watchdog()
             budget -= 1
-            next_batch, count = seq + 1, count + len(chunk)
+            next_batch, count, jobs = seq + 1, count + len(chunk), jobs + put
             if time.monotonic() - last_save >= CURSOR_EVERY_S:
-                save_cursor(self.state, _at(cursor, next_batch, count))
+                save_cursor(self.state, _at(cursor, next_batch, count, jobs))
                 crashpoint("producer.after_cursor")
                 last_save = time.monotonic()
         total = population_size(items)
         if total is not None and count != total:
             raise SpecError(f"items() gave {count} items but its len() says {total}")
-        return replace(cursor, next_batch=next_batch, items_put=count, finished=True)
+        return replace(_at(cursor, next_batch, count, jobs), finished=True)
 
-    def _retrying(self, action: Callable[[], object]) -> bool:
-        """Run a queue action, reconnecting on loss; False if told to stop before it ran.
+    def _retrying(self, action: Callable[[], T]) -> T | None:
+        """Run a queue action, reconnecting on loss; None if told to stop before it ran.
 
         A put repeated after a lost reply is a duplicate, which the ledger absorbs.
         """
         while True:
             try:
-                action()
-                return True
+                return action()
             except CONNECTION_ERRORS:
                 if not self.queue.reconnect(self.stop):
-                    return False
+                    return None
 
-    def _put_batch(self, seq: int, body: bytes) -> None:
+    def _put_batch(self, batch_id: str, items: tuple[Item, ...]) -> int:
+        """Put one batch; one too big for beanstalkd's -z is put as two halves (`.0`, `.1`),
+        recursively, with IDs as deterministic as the batch's. Returns the jobs put."""
+        body = encode_batch(Batch(batch_id, items))
         try:
             self.queue.put(self.items_tube, body, ttr=self.opts.ttr, priority=self.opts.priority)
+            return 1
         except greenstalk.JobTooBigError:
-            raise SpecError(
-                f"batch {self.layout.batch_id(seq)} is {len(body)} bytes, over beanstalkd's max "
-                "job size: lower --batch-size or start beanstalkd with a larger -z"
-            ) from None
+            if len(items) == 1:
+                raise SpecError(
+                    f"item {str(items[0])[:40]!r} alone makes a {len(body)}-byte job, over "
+                    "beanstalkd's max job size: start beanstalkd with a larger -z"
+                ) from None
+        log.warning(
+            "batch_split",
+            batch=batch_id,
+            bytes=len(body),
+            hint="over beanstalkd's -z: a smaller --batch-size avoids the split",
+        )
+        half = len(items) // 2
+        return self._put_batch(f"{batch_id}.0", items[:half]) + self._put_batch(
+            f"{batch_id}.1", items[half:]
+        )
 
     def _put_end(self, cursor: Cursor) -> None:
-        end = encode_result(EndRecord(batches=cursor.next_batch, items=cursor.items_put))
+        end = encode_result(EndRecord(batches=cursor.jobs_put, items=cursor.items_put))
         self._retrying(lambda: self.queue.put(self.results_tube, end, ttr=self.opts.ttr))
 
 
-def _at(cursor: Cursor, next_batch: int, items_put: int) -> Cursor:
-    return replace(cursor, next_batch=next_batch, items_put=items_put)
+def _at(cursor: Cursor, next_batch: int, items_put: int, jobs_put: int) -> Cursor:
+    return replace(cursor, next_batch=next_batch, items_put=items_put, jobs_put=jobs_put)
 
 
 def run_producer(

@@ -45,7 +45,8 @@ class Layout:
         return f"{self.tag}-{seq}"
 
 
-BATCH_ID = re.compile(r"^(s\d+|r-?\d+\.\d+)-(\d+)$")
+#: `<layout>-<seq>`, with `.0`/`.1` halves for a batch split to fit beanstalkd's -z.
+BATCH_ID = re.compile(r"^(s\d+|r-?\d+\.\d+)-(\d+)((?:\.[01])*)$")
 
 
 def layout_of(batch_id: str) -> str | None:

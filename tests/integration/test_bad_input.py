@@ -109,7 +109,33 @@ def test_run_without_beanstalkd_installed_says_how_to_install_it(
     assert "apt-get install beanstalkd" in one_error_line(err)
 
 
-def test_a_batch_over_the_max_job_size_stops_the_producer_with_advice(
+def test_a_batch_over_the_max_job_size_is_split_and_still_counted_once(
+    procs: Procs, tmp_path: Path
+) -> None:
+    server = Beanstalkd(tmp_path / "binlog", free_port(), extra_args=("-z", "2000")).start()
+    try:
+        ckpt = tmp_path / "ck.sqlite"
+        start_roles(
+            procs,
+            server.address,
+            ckpt,
+            SQUARES,
+            consumers=1,
+            env={"SUMS_ITEMS": "3000"},
+            producer_args=("--batch-size", "1000"),
+        )
+        rc, _, err = finish(procs.started[0])
+        assert rc == 0, err
+        snap = status(ckpt)
+        assert snap["complete"] and snap["total"] == squares_answer(3000)
+        assert snap["batches"] == snap["end_batches"] > 3, "pieces, each counted once"
+        _, _, perr = finish(procs.started[1])
+        assert '"batch_split"' in perr
+    finally:
+        server.kill()
+
+
+def test_an_item_too_big_for_any_job_stops_the_producer_with_advice(
     procs: Procs, tmp_path: Path
 ) -> None:
     server = Beanstalkd(tmp_path / "binlog", free_port(), extra_args=("-z", "2000")).start()
@@ -117,17 +143,15 @@ def test_a_batch_over_the_max_job_size_stops_the_producer_with_advice(
         rc, _, err = finish(
             procs.beanmill(
                 "producer",
-                SQUARES,
+                spec_ref("sums:Giant"),
                 "--beanstalkd",
                 server.address,
-                "--batch-size",
-                "1000",
                 "--state",
                 str(tmp_path / "c.json"),
             )
         )
         assert rc == 2
-        assert "lower --batch-size" in one_error_line(err)
+        assert "larger -z" in one_error_line(err)
     finally:
         server.kill()
 

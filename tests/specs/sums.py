@@ -107,3 +107,12 @@ class Hang(Squares):
         if int(item) == int(os.environ.get("HANG_ITEM", "-1")):
             time.sleep(3600)
         return int(item) * int(item)
+
+
+class Giant(Words):
+    """One item ID of 5,000 characters: no job of a small -z can hold it."""
+
+    name = "giant"
+
+    def items(self) -> list[str]:
+        return ["7" * 5000]
