@@ -1,185 +1,330 @@
-"""Operator commands' logic: stats, buried jobs with their stored errors, requeue, top.
+"""The operator commands' logic: stats, buried jobs with their stored errors, requeue, rates.
 
-beanstalkd cannot list buried jobs (`peek-buried` shows one), so `buried` starts from the
-errors the reducer stored (each names the job id it last had), checks each of those jobs
-is still buried in this job's items tube (ids are reused after a restart, so the body's
-batch id must match too), and adds the first buried job from `peek-buried` if no stored
-error names it. The buried count from stats-tube says how many there are in all.
+Everything here talks to beanstalkd or reads the checkpoint and returns typed data; the
+printing is in admin_cli.
+
+Listing buried jobs: beanstalkd has no command for it. `peek-buried` shows only the oldest
+buried job, kicking to look would change the very state we report, and probing every job id
+with `stats-job` costs a round trip per job ever put. So `buried` starts from the errors the
+reducer stored: each names the job id its batch had when it was buried. That job is kept only
+if `stats-job` says it is still buried in this job's items tube and its body is the same batch
+(job ids are reused after a beanstalkd restart, so a stored id may now be another body). Then
+the oldest buried job from `peek-buried` is added if no stored error names it (the reducer has
+not seen its error yet, or the job was buried by hand). The buried count from `stats-tube`
+says how many there are in all, so the operator sees how many could not be described.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import greenstalk
 
-from beanmill.checkpoint import read_errors, read_snapshot
-from beanmill.errors import BeanmillError, MalformedMessage
-from beanmill.queue import connect
+from beanmill.checkpoint import Snapshot, read_errors, read_snapshot
+from beanmill.errors import CheckpointError, MalformedMessage, QueueUnavailable, SpecError
+from beanmill.jobspec import TUBE_NAME
+from beanmill.queue import CONNECTION_ERRORS, connect
 from beanmill.wire import decode_batch
 
-TUBE_FIELDS = (
-    "current-jobs-ready",
-    "current-jobs-reserved",
-    "current-jobs-delayed",
-    "current-jobs-buried",
-    "total-jobs",
-    "current-watching",
+MALFORMED = "(malformed)"
+NOT_BURIED = {
+    "ready": "it waits for a consumer already",
+    "reserved": "a consumer has it now",
+    "delayed": "it waits out a retry delay, then runs",
+}
+NO_STORED_ERROR = "no stored error: the reducer has not seen one yet, or the body was put by hand"
+
+
+class TubeStats(TypedDict):
+    name: str
+    ready: int
+    reserved: int
+    delayed: int
+    buried: int
+    total: int  # jobs put since the tube was created (it vanishes when unused and empty)
+    watching: int  # connections watching: consumers (items), the reducer (results)
+    waiting: int  # of those, idle in a reserve
+    deleted: int  # cmd-delete: with total, what top's rates come from
+
+
+#: beanstalkd's own names, so what an operator reads greps against its docs.
+ServerStats = TypedDict(
+    "ServerStats",
+    {
+        "version": str,
+        "uptime": int,
+        "binlog-oldest-index": int,
+        "binlog-current-index": int,
+        "binlog-max-size": int,
+        "current-connections": int,
+        "job-timeouts": int,
+    },
 )
-SERVER_FIELDS = (
-    "version",
-    "uptime",
-    "binlog-oldest-index",
-    "binlog-current-index",
-    "binlog-max-size",
-    "current-connections",
-    "current-workers",
-    "job-timeouts",
-    "total-jobs",
-    "cmd-delete",
-)
 
 
-def tubes_of(job: str) -> dict[str, str]:
-    return {"items": f"{job}.items", "results": f"{job}.results", "control": f"{job}.control"}
+class Tubes(TypedDict):
+    items: TubeStats
+    results: TubeStats
 
 
-def stats(address: str, job: str) -> dict[str, Any]:
-    client = connect(address)
-    try:
-        server = client.stats()
-        tubes: dict[str, dict[str, int]] = {}
-        for role, tube in tubes_of(job).items():
-            raw: dict[str, Any] = {}
-            with contextlib.suppress(greenstalk.NotFoundError):  # a tube nobody used yet
-                raw = dict(client.stats_tube(tube))
-            tubes[role] = {k.removeprefix("current-"): int(raw.get(k, 0)) for k in TUBE_FIELDS}
-        return {
-            "job": job,
-            "tubes": tubes,
-            "server": {k: server.get(k) for k in SERVER_FIELDS},
-            "at": time.time(),
-        }
-    finally:
-        client.close()
+class Stats(TypedDict):
+    job: str
+    tubes: Tubes
+    server: ServerStats
+
+
+class TubeRates(TypedDict):
+    put_per_s: float
+    deleted_per_s: float
 
 
 @dataclass(frozen=True)
 class BuriedJob:
+    """One buried job, described by the error the reducer stored for its batch if any."""
+
     job_id: int
-    batch: str
-    attempts: int | None
-    reason: str
+    batch: str  # MALFORMED when the body is not a usable batch
+    attempts: int | None  # None: no stored error says
+    reason: str  # "failed", "malformed", or "unknown" (no stored error)
     exception: str
     host: str
     traceback: str
+
+
+@dataclass(frozen=True)
+class BuriedReport:
+    tube: str
+    buried: int  # all buried jobs in the items tube, described or not
+    jobs: tuple[BuriedJob, ...]  # by job id, at most `limit`
+    described: int  # how many could be described, before the limit
+    stale_errors: int  # stored errors whose job is no longer buried (requeued, or gone)
+    results_buried: int  # malformed results the reducer buried on the results tube
+    checkpoint: bool  # False: only peek-buried was available
+
+
+@dataclass(frozen=True)
+class RequeueResult:
+    tube: str
+    kicked: int
+    problems: tuple[str, ...]  # one line per job id that was not kicked
+
+
+def tubes_of(job: str) -> tuple[str, str]:
+    """The items and results tubes of a job name; the name is checked like a spec's."""
+    if not TUBE_NAME.match(job):
+        raise SpecError(
+            f"job name {job!r} cannot name a tube: use letters, digits and .+/;$_()- only"
+        )
+    return f"{job}.items", f"{job}.results"
+
+
+@contextlib.contextmanager
+def _session(address: str, use: str | None = None) -> Iterator[greenstalk.Client[bytes]]:
+    """One short connection; a server that goes away mid-command is one clear error."""
+    client = connect(address, use=use)
+    try:
+        yield client
+    except CONNECTION_ERRORS as exc:
+        raise QueueUnavailable(
+            f"beanstalkd at {address} stopped answering ({exc!r}): check that it runs, "
+            "then run the command again"
+        ) from None
+    finally:
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            client.close()
+
+
+def _tube_stats(client: greenstalk.Client[bytes], tube: str) -> TubeStats:
+    """A tube nobody has used yet (or that beanstalkd dropped as unused) reads as all zero."""
+    raw: Mapping[str, object]
+    try:
+        raw = client.stats_tube(tube)
+    except greenstalk.NotFoundError:
+        raw = {}
+
+    def count(key: str) -> int:
+        value = raw.get(key, 0)
+        return value if isinstance(value, int) else 0
+
+    counts: TubeStats = {
+        "name": tube,
+        "ready": count("current-jobs-ready"),
+        "reserved": count("current-jobs-reserved"),
+        "delayed": count("current-jobs-delayed"),
+        "buried": count("current-jobs-buried"),
+        "total": count("total-jobs"),
+        "watching": count("current-watching"),
+        "waiting": count("current-waiting"),
+        "deleted": count("cmd-delete"),
+    }
+    return counts
+
+
+def stats(address: str, job: str) -> Stats:
+    items, results = tubes_of(job)
+    with _session(address) as client:
+        raw = client.stats()
+        tubes = Tubes(items=_tube_stats(client, items), results=_tube_stats(client, results))
+    server: ServerStats = {
+        "version": str(raw["version"]),
+        "uptime": raw["uptime"],
+        "binlog-oldest-index": raw["binlog-oldest-index"],
+        "binlog-current-index": raw["binlog-current-index"],
+        "binlog-max-size": raw["binlog-max-size"],
+        "current-connections": raw["current-connections"],
+        "job-timeouts": raw["job-timeouts"],
+    }
+    return Stats(job=job, tubes=tubes, server=server)
+
+
+def rates(before: Stats, after: Stats, seconds: float) -> dict[str, TubeRates]:
+    """Jobs put and deleted per second in each tube between two samples. Counters restart
+    from 0 when beanstalkd restarts or drops an unused tube: a negative delta reads as 0."""
+    dt = max(seconds, 1e-9)
+
+    def rate(a: TubeStats, b: TubeStats) -> TubeRates:
+        return TubeRates(
+            put_per_s=max(0, b["total"] - a["total"]) / dt,
+            deleted_per_s=max(0, b["deleted"] - a["deleted"]) / dt,
+        )
+
+    return {
+        "items": rate(before["tubes"]["items"], after["tubes"]["items"]),
+        "results": rate(before["tubes"]["results"], after["tubes"]["results"]),
+    }
+
+
+def checkpoint_of(path: Path, job: str) -> Snapshot:
+    """The checkpoint's snapshot, refused when it belongs to another job."""
+    snap = read_snapshot(path)
+    if snap.job != job:
+        raise CheckpointError(
+            f"checkpoint {path} belongs to job {snap.job!r}, not {job!r}: pass this job's "
+            "checkpoint, or the matching --job"
+        )
+    return snap
 
 
 def _batch_of(body: bytes) -> str:
     try:
         return decode_batch(body).batch
     except MalformedMessage:
-        return "(malformed)"
+        return MALFORMED
 
 
-def buried(address: str, job: str, checkpoint: Path | None) -> tuple[int, list[BuriedJob]]:
-    """(how many are buried in all, those we can describe)."""
-    items_tube = tubes_of(job)["items"]
-    client = connect(address, use=items_tube)
-    found: dict[int, BuriedJob] = {}
+def _stored(record: dict[str, object], batch: str, job_id: int) -> BuriedJob:
+    attempts = record.get("attempts")
+    return BuriedJob(
+        job_id=job_id,
+        batch=MALFORMED if record.get("reason") == "malformed" else batch,
+        attempts=attempts if isinstance(attempts, int) else None,
+        reason=str(record.get("reason") or "unknown"),
+        exception=str(record.get("exception", "")),
+        host=str(record.get("host", "")),
+        traceback=str(record.get("traceback", "")),
+    )
+
+
+def _still_buried(
+    client: greenstalk.Client[bytes], job_id: int, tube: str, batch: str, malformed: bool
+) -> bool:
+    """Is this stored job id still the same buried batch in our items tube?"""
     try:
+        st = client.stats_job(job_id)
+        if st["state"] != "buried" or st["tube"] != tube:
+            return False
+        body = client.peek(job_id).body
+    except greenstalk.NotFoundError:
+        return False
+    found = _batch_of(body)
+    # A malformed body has no batch id of its own to compare; it must still be malformed.
+    return found == MALFORMED if malformed else found == batch
+
+
+def buried(
+    address: str, job: str, checkpoint: Path | None, limit: int | None = None
+) -> BuriedReport:
+    """Buried jobs of the items tube with their stored errors (see the module docstring)."""
+    items, results = tubes_of(job)
+    records: dict[str, dict[str, object]] = {}
+    if checkpoint is not None:
+        checkpoint_of(checkpoint, job)
+        records = read_errors(checkpoint)
+    found: dict[int, BuriedJob] = {}
+    stale = 0
+    with _session(address, use=items) as client:
+        count = _tube_stats(client, items)["buried"]
+        results_buried = _tube_stats(client, results)["buried"]
+        for batch, record in records.items():
+            job_id = record.get("job_id")
+            malformed = record.get("reason") == "malformed"
+            if isinstance(job_id, int) and _still_buried(client, job_id, items, batch, malformed):
+                found[job_id] = _stored(record, batch, job_id)
+            else:
+                stale += 1
         try:
-            total = int(client.stats_tube(items_tube)["current-jobs-buried"])
+            oldest = client.peek_buried()
         except greenstalk.NotFoundError:
-            return 0, []
-        for batch, record in (read_errors(checkpoint) if checkpoint else {}).items():
-            job_id = int(record.get("job_id", 0))
-            try:
-                st = client.stats_job(job_id)
-                body = client.peek(job_id).body
-            except greenstalk.NotFoundError:
-                continue
-            if st["state"] != "buried" or st["tube"] != items_tube:
-                continue
-            if record.get("reason") != "malformed" and _batch_of(body) != batch:
-                continue  # a reused id: another job now
-            found[job_id] = BuriedJob(
-                job_id,
-                batch,
-                record.get("attempts"),
-                str(record.get("reason", "")),
-                str(record.get("exception", "")),
-                str(record.get("host", "")),
-                str(record.get("traceback", "")),
-            )
-        try:
-            first = client.peek_buried()
-        except greenstalk.NotFoundError:
-            first = None
-        if first is not None and first.id not in found:
-            found[first.id] = BuriedJob(
-                first.id,
-                _batch_of(first.body),
-                None,
-                "unknown",
-                "no stored error: the reducer has not seen one yet, or the job was buried by hand",
-                "",
-                "",
-            )
-        return total, sorted(found.values(), key=lambda b: b.job_id)
-    finally:
-        client.close()
+            oldest = None
+    if oldest is not None and oldest.id not in found:
+        found[oldest.id] = BuriedJob(
+            oldest.id, _batch_of(oldest.body), None, "unknown", NO_STORED_ERROR, "", ""
+        )
+    jobs = sorted(found.values(), key=lambda j: j.job_id)
+    return BuriedReport(
+        tube=items,
+        buried=count,
+        jobs=tuple(jobs[:limit] if limit is not None else jobs),
+        described=len(jobs),
+        stale_errors=stale,
+        results_buried=results_buried,
+        checkpoint=checkpoint is not None,
+    )
+
+
+def _kick_one(client: greenstalk.Client[bytes], job_id: int, tube: str) -> str | None:
+    """Kick one buried job of `tube`; None when done, else why not, as one line."""
+    try:
+        st = client.stats_job(job_id)
+        if st["tube"] != tube:
+            return f"job {job_id} is in tube {st['tube']}, not {tube}: check the id and --job"
+        if st["state"] != "buried":
+            why = NOT_BURIED.get(st["state"], "there is nothing to requeue")
+            return f"job {job_id} is {st['state']}, not buried: {why}"
+        client.kick_job(job_id)
+    except greenstalk.NotFoundError:
+        return (
+            f"job {job_id} does not exist on this beanstalkd (done and deleted, or a wrong "
+            "id): see `beanmill buried` for the buried ones"
+        )
+    return None
 
 
 def requeue(
-    address: str, job: str, job_ids: tuple[int, ...], most: int | None
-) -> tuple[int, list[str]]:
-    """Kick buried jobs back to ready: (how many kicked, one problem line per id that failed)."""
-    items_tube = tubes_of(job)["items"]
-    client = connect(address, use=items_tube)
+    address: str, job: str, job_ids: tuple[int, ...] = (), max_jobs: int | None = None
+) -> RequeueResult:
+    """Kick these buried jobs, or else up to `max_jobs` (default all) of the items tube.
+
+    The bulk kick is bounded by the buried count just read and skipped at 0, because `kick`
+    moves delayed jobs (retries waiting out their delay) when a tube has no buried ones.
+    """
+    items, _ = tubes_of(job)
     problems: list[str] = []
-    try:
+    kicked = 0
+    with _session(address, use=items) as client:
         if job_ids:
-            kicked = 0
-            for job_id in job_ids:
-                try:
-                    st = client.stats_job(job_id)
-                    if st["tube"] != items_tube or st["state"] != "buried":
-                        problems.append(
-                            f"job {job_id} is {st['state']} in {st['tube']}, "
-                            f"not buried in {items_tube}"
-                        )
-                        continue
-                    client.kick_job(job_id)
+            for job_id in dict.fromkeys(job_ids):
+                problem = _kick_one(client, job_id, items)
+                if problem is None:
                     kicked += 1
-                except greenstalk.NotFoundError:
-                    problems.append(f"job {job_id} does not exist (see `beanmill buried`)")
-            return kicked, problems
-        try:
-            count = int(client.stats_tube(items_tube)["current-jobs-buried"])
-        except greenstalk.NotFoundError:
-            count = 0
-        bound = count if most is None else min(most, count)
-        return (client.kick(bound) if bound else 0), problems
-    finally:
-        client.close()
-
-
-def as_dicts(jobs: list[BuriedJob]) -> list[dict[str, Any]]:
-    return [asdict(j) for j in jobs]
-
-
-def progress(checkpoint: Path | None) -> str:
-    if checkpoint is None:
-        return ""
-    try:
-        snap = read_snapshot(checkpoint)
-    except BeanmillError as exc:
-        return f"checkpoint: {exc}"
-    of = f"/{snap.end_items:,}" if snap.end_items else ""
-    state = "complete" if snap.complete else "running"
-    return f"checkpoint: {snap.items:,}{of} items, {snap.errors} errors, {state}"
+                else:
+                    problems.append(problem)
+        else:
+            count = _tube_stats(client, items)["buried"]
+            bound = count if max_jobs is None else min(max_jobs, count)
+            kicked = client.kick(bound) if bound > 0 else 0
+    return RequeueResult(tube=items, kicked=kicked, problems=tuple(problems))

@@ -1,7 +1,12 @@
-"""The operator commands: stats, buried, requeue, top. Thin: parse, call admin, print."""
+"""The operator commands stats, buried, requeue and top: parse, call admin, print.
+
+They need only the tube names, so each takes SPEC or `--job NAME` (a host without the
+spec's code can still run them).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -12,158 +17,286 @@ from typing import Any, TypeVar
 import click
 
 from beanmill import admin
+from beanmill.checkpoint import Snapshot
 from beanmill.errors import BeanmillError
 from beanmill.jobspec import load_spec
+from beanmill.progress import duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+HEADER = (
+    f"{'tube':<28}{'ready':>8}{'reserved':>10}{'delayed':>9}{'buried':>8}"
+    f"{'total':>10}{'watching':>10}"
+)
+
 
 def job_options(fn: F) -> F:
-    """SPEC or --job NAME: these commands only need the tube names."""
+    """SPEC or --job NAME, and --beanstalkd: what every admin command needs."""
     fn = click.option(
         "--beanstalkd",
         envvar="BEANMILL_BEANSTALKD",
         required=True,
         metavar="HOST:PORT",
-        help="address of beanstalkd",
+        help="address of beanstalkd (env BEANMILL_BEANSTALKD)",
     )(fn)
     fn = click.option(
-        "--job", "job_name", default=None, metavar="NAME", help="the job's name, instead of SPEC"
+        "--job",
+        "job_name",
+        default=None,
+        metavar="NAME",
+        help="the job's name (tubes NAME.items, NAME.results), instead of SPEC",
     )(fn)
-    fn = click.argument("spec", required=False)(fn)
-    return fn
+    return click.argument("spec", required=False)(fn)
 
 
-def name_of(spec: str | None, name: str | None) -> str:
+def checkpoint_option(text: str) -> Callable[[F], F]:
+    return click.option(
+        "--checkpoint", type=click.Path(path_type=Path, dir_okay=False), default=None, help=text
+    )
+
+
+def resolve_job(spec: str | None, name: str | None) -> str:
+    """The job name from exactly one of SPEC (loaded for its name) or --job NAME."""
     if (spec is None) == (name is None):
         raise BeanmillError("give exactly one of SPEC or --job NAME")
-    return name or load_spec(spec or "").name
+    return name if name is not None else load_spec(spec or "").name
 
 
-def _stats_text(data: dict[str, Any]) -> list[str]:
-    lines = [
-        f"{'tube':<24}{'ready':>9}{'reserved':>10}{'delayed':>9}{'buried':>8}"
-        f"{'total':>10}{'workers':>9}"
-    ]
-    for role, t in data["tubes"].items():
-        lines.append(
-            f"{data['job'] + '.' + role:<24}{t['jobs-ready']:>9}{t['jobs-reserved']:>10}"
-            f"{t['jobs-delayed']:>9}{t['jobs-buried']:>8}{t['total-jobs']:>10}"
-            f"{t['watching']:>9}"
-        )
-    s = data["server"]
-    lines.append(
-        f"beanstalkd {s['version']} up {s['uptime']}s, binlog files "
-        f"{s['binlog-oldest-index']}..{s['binlog-current-index']}, "
-        f"{s['current-connections']} connections, {s['job-timeouts']} TTR timeouts"
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _row(t: admin.TubeStats, extra: str = "") -> str:
+    return (
+        f"{t['name']:<28}{t['ready']:>8}{t['reserved']:>10}{t['delayed']:>9}{t['buried']:>8}"
+        f"{t['total']:>10}{t['watching']:>10}{extra}"
     )
+
+
+def _server_lines(s: admin.ServerStats) -> list[str]:
+    oldest, current = s["binlog-oldest-index"], s["binlog-current-index"]
+    binlog = f"binlog files {oldest}..{current} of {s['binlog-max-size']:,} bytes"
+    if current > oldest:
+        binlog += " (the oldest live job, often a buried one, pins every file after it)"
+    if not current:
+        binlog = "binlog off (jobs are lost when beanstalkd stops: run it with -b DIR)"
+    return [
+        f"beanstalkd {s['version']}, up {duration(s['uptime'])}, "
+        f"{_count(s['current-connections'], 'connection')}, "
+        f"{_count(s['job-timeouts'], 'TTR timeout')}",
+        binlog,
+    ]
+
+
+def _stats_lines(data: admin.Stats) -> list[str]:
+    tubes = data["tubes"]
+    return [HEADER, _row(tubes["items"]), _row(tubes["results"]), *_server_lines(data["server"])]
+
+
+def _progress_line(snap: Snapshot, items_per_s: float | None) -> str:
+    done = f"{snap.items:,} items"
+    if snap.end_items:
+        done = f"{snap.items:,}/{snap.end_items:,} items ({100 * snap.items / snap.end_items:.1f}%)"
+    rate = "" if items_per_s is None else f", {items_per_s:,.0f} items/s"
+    state = "complete" if snap.complete else "running"
+    return (
+        f"checkpoint: {done} in {snap.batches:,} batches{rate}, "
+        f"{_count(snap.errors, 'stored error')}, {state}"
+    )
+
+
+def _frame(data: admin.Stats, rates: dict[str, admin.TubeRates] | None) -> list[str]:
+    def rate(role: str) -> str:
+        if rates is None:
+            return f"{'-':>9}{'-':>9}"
+        r = rates[role]
+        return f"{r['put_per_s']:>9,.1f}{r['deleted_per_s']:>9,.1f}"
+
+    items, results = data["tubes"]["items"], data["tubes"]["results"]
+    return [
+        f"{HEADER}{'put/s':>9}{'del/s':>9}",
+        _row(items, rate("items")),
+        _row(results, rate("results")),
+        f"workers: {_count(items['watching'], 'consumer')} ({items['waiting']} idle), "
+        f"{_count(results['watching'], 'reducer')}; {items['buried']} buried"
+        + (" (see `beanmill buried`)" if items["buried"] else ""),
+        *_server_lines(data["server"]),
+    ]
+
+
+def _buried_lines(report: admin.BuriedReport, verbose: bool) -> list[str]:
+    lines = [f"{report.tube}: {report.buried} buried, {report.described} described"]
+    for j in report.jobs:
+        head = f"job {j.job_id}  batch {j.batch}"
+        if j.reason != "unknown":
+            head += f"  {j.reason} after {_count(j.attempts or 0, 'attempt')} on {j.host or '?'}"
+        lines.append(head)
+        lines.append("    " + j.exception.replace("\n", "\n    "))
+        if verbose and j.traceback:
+            lines.append("    | " + j.traceback.rstrip().replace("\n", "\n    | "))
+    if len(report.jobs) < report.described:
+        lines.append(f"(showing {len(report.jobs)} of {report.described}: raise --limit)")
+    if not report.checkpoint:
+        lines.append("only the oldest is shown: pass --checkpoint to see every stored error")
+    elif report.buried > report.described:
+        lines.append(
+            f"{report.buried - report.described} more have no stored error yet: beanstalkd "
+            "shows only the oldest; the reducer stores the rest as it reads them"
+        )
+    if report.stale_errors:
+        lines.append(
+            f"{_count(report.stale_errors, 'stored error')} name jobs no longer buried "
+            "(requeued and not done yet, or deleted)"
+        )
+    if report.results_buried:
+        lines.append(
+            f"{report.tube.removesuffix('.items')}.results: {report.results_buried} buried "
+            "results the reducer could not read (see its result_malformed_buried events)"
+        )
     return lines
 
 
 def register(group: click.Group) -> None:
-    @group.command()
-    @job_options
-    @click.option("--json", "as_json", is_flag=True)
-    def stats(spec: str | None, job_name: str | None, beanstalkd: str, as_json: bool) -> None:
-        """Per tube: ready, reserved, delayed, buried, total, watching; and the server."""
-        data = admin.stats(beanstalkd, name_of(spec, job_name))
-        click.echo(json.dumps(data) if as_json else "\n".join(_stats_text(data)))
+    """Add stats, buried, requeue and top to the `beanmill` group."""
+    group.add_command(stats)
+    group.add_command(buried)
+    group.add_command(requeue)
+    group.add_command(top)
 
-    @group.command()
-    @job_options
-    @click.option(
-        "--checkpoint",
-        type=click.Path(path_type=Path),
-        default=None,
-        help="the reducer's checkpoint, where the errors are stored",
-    )
-    @click.option("--json", "as_json", is_flag=True)
-    @click.option("--verbose", is_flag=True, help="show the traceback summaries")
-    def buried(
-        spec: str | None,
-        job_name: str | None,
-        beanstalkd: str,
-        checkpoint: Path | None,
-        as_json: bool,
-        verbose: bool,
-    ) -> None:
-        """Buried jobs with the error the reducer stored for each."""
-        total, jobs = admin.buried(beanstalkd, name_of(spec, job_name), checkpoint)
-        if as_json:
-            click.echo(json.dumps(admin.as_dicts(jobs)))
-            return
-        click.echo(f"{total} buried, {len(jobs)} described")
-        for j in jobs:
-            click.echo(
-                f"job {j.job_id}  batch {j.batch}  attempts {j.attempts}  "
-                f"{j.reason}  on {j.host or '?'}: {j.exception}"
-            )
-            if verbose and j.traceback:
-                click.echo("    " + j.traceback.replace("\n", "\n    "))
 
-    @group.command()
-    @job_options
-    @click.option(
-        "--job-id", "job_ids", type=int, multiple=True, help="kick this buried job (repeatable)"
-    )
-    @click.option(
-        "--max",
-        "most",
-        type=click.IntRange(1),
-        default=None,
-        help="kick at most this many [default: all]",
-    )
-    def requeue(
-        spec: str | None,
-        job_name: str | None,
-        beanstalkd: str,
-        job_ids: tuple[int, ...],
-        most: int | None,
-    ) -> None:
-        """Kick buried jobs back to ready. A kicked batch keeps its attempt count: it gets
-        one more try before it is buried again."""
-        name = name_of(spec, job_name)
-        kicked, problems = admin.requeue(beanstalkd, name, job_ids, most)
-        click.echo(f"kicked {kicked} buried jobs on {name}.items")
-        if problems:
-            raise BeanmillError("; ".join(problems))
+@click.command()
+@job_options
+@click.option("--json", "as_json", is_flag=True, help="one JSON object")
+def stats(spec: str | None, job_name: str | None, beanstalkd: str, as_json: bool) -> None:
+    """Per tube: ready, reserved, delayed, buried, total and watching; and the server's
+    version, uptime, binlog indexes, connections and TTR timeouts."""
+    data = admin.stats(beanstalkd, resolve_job(spec, job_name))
+    click.echo(json.dumps(data) if as_json else "\n".join(_stats_lines(data)))
 
-    @group.command()
-    @job_options
-    @click.option("--checkpoint", type=click.Path(path_type=Path), default=None)
-    @click.option("--interval", type=click.FloatRange(0.1), default=2.0, show_default=True)
-    @click.option(
-        "--iterations",
-        type=click.IntRange(1),
-        default=None,
-        help="stop after this many frames [default: until Ctrl-C]",
-    )
-    def top(
-        spec: str | None,
-        job_name: str | None,
-        beanstalkd: str,
-        checkpoint: Path | None,
-        interval: float,
-        iterations: int | None,
-    ) -> None:
-        """A live view: tubes, rates, workers, buried, progress."""
-        name = name_of(spec, job_name)
-        tty = sys.stdout.isatty()
-        before: dict[str, Any] | None = None
-        frame = 0
+
+@click.command()
+@job_options
+@checkpoint_option("the reducer's checkpoint, where it stores each buried batch's error")
+@click.option("--json", "as_json", is_flag=True, help="a JSON list, tracebacks included")
+@click.option(
+    "--limit", type=click.IntRange(1), default=None, metavar="N", help="show at most N jobs"
+)
+@click.option("-v", "--verbose", is_flag=True, help="show the traceback summaries")
+def buried(
+    spec: str | None,
+    job_name: str | None,
+    beanstalkd: str,
+    checkpoint: Path | None,
+    as_json: bool,
+    limit: int | None,
+    verbose: bool,
+) -> None:
+    """Buried jobs of the items tube, each with the error the reducer stored for it.
+
+    beanstalkd cannot list buried jobs, so the list starts from the stored errors (each
+    checked to be still buried, with the same batch); without --checkpoint only the oldest
+    buried job is shown. Use the job ids with `beanmill requeue --job-id`."""
+    report = admin.buried(beanstalkd, resolve_job(spec, job_name), checkpoint, limit)
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(j) for j in report.jobs]))
+    else:
+        click.echo("\n".join(_buried_lines(report, verbose)))
+
+
+@click.command()
+@job_options
+@click.option(
+    "--job-id",
+    "job_ids",
+    type=click.IntRange(1),
+    multiple=True,
+    metavar="ID",
+    help="kick this buried job (repeatable; ids from `beanmill buried`)",
+)
+@click.option(
+    "--max",
+    "max_jobs",
+    type=click.IntRange(1),
+    default=None,
+    metavar="N",
+    help="kick at most N, oldest buried first [default: all]",
+)
+def requeue(
+    spec: str | None,
+    job_name: str | None,
+    beanstalkd: str,
+    job_ids: tuple[int, ...],
+    max_jobs: int | None,
+) -> None:
+    """Kick buried jobs of the items tube back to ready: all, --job-id ones, or --max N.
+
+    Fix the cause first. A kicked batch keeps the attempt count in its body, which says it
+    used its last attempt: if it fails once more it is buried again at once, with a fresh
+    stored error (a consumer started with a higher --max-attempts gives it more tries). A
+    malformed body fails again for sure: delete it with a beanstalkd client instead."""
+    if job_ids and max_jobs is not None:
+        raise BeanmillError("give --job-id or --max, not both")
+    result = admin.requeue(beanstalkd, resolve_job(spec, job_name), job_ids, max_jobs)
+    click.echo(f"kicked {result.kicked} buried jobs on {result.tube}")
+    if result.problems:
+        for problem in result.problems[:-1]:
+            click.echo(f"beanmill: error: {problem}", err=True)
+        raise BeanmillError(result.problems[-1])
+
+
+@click.command()
+@job_options
+@checkpoint_option("the reducer's checkpoint, to show progress")
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.1),
+    default=2.0,
+    show_default=True,
+    metavar="S",
+    help="seconds between frames",
+)
+@click.option(
+    "--iterations",
+    type=click.IntRange(1),
+    default=None,
+    metavar="N",
+    help="stop after N frames [default: until Ctrl-C]",
+)
+def top(
+    spec: str | None,
+    job_name: str | None,
+    beanstalkd: str,
+    checkpoint: Path | None,
+    interval: float,
+    iterations: int | None,
+) -> None:
+    """A live view: tubes, jobs put and deleted per second, workers, buried, progress.
+
+    On a terminal the screen is redrawn; otherwise one block is printed per interval, so
+    it tails well into a file or journald. Ctrl-C stops."""
+    name = resolve_job(spec, job_name)
+    redraw = sys.stdout.isatty()
+    before: tuple[float, admin.Stats, Snapshot | None] | None = None
+    frame = 0
+    try:
         while iterations is None or frame < iterations:
+            now = time.monotonic()
             data = admin.stats(beanstalkd, name)
-            lines = _stats_text(data)
+            snap = admin.checkpoint_of(checkpoint, name) if checkpoint is not None else None
+            rates = items_per_s = None
             if before is not None:
-                dt = max(1e-9, data["at"] - before["at"])
-                put = (data["server"]["total-jobs"] - before["server"]["total-jobs"]) / dt
-                done = (data["server"]["cmd-delete"] - before["server"]["cmd-delete"]) / dt
-                lines.append(f"rates: {put:,.1f} jobs put/s, {done:,.1f} jobs deleted/s")
-            if checkpoint is not None:
-                lines.append(admin.progress(checkpoint))
-            if tty:
+                rates = admin.rates(before[1], data, now - before[0])
+                if snap is not None and before[2] is not None:
+                    items_per_s = max(0, snap.items - before[2].items) / (now - before[0])
+            lines = [f"{name} on {beanstalkd} at {time.strftime('%H:%M:%S')}"]
+            lines += _frame(data, rates)
+            if snap is not None:
+                lines.append(_progress_line(snap, items_per_s))
+            if redraw:
                 click.clear()
-            click.echo(time.strftime("%H:%M:%S ") + "\n".join(lines) + "\n")
-            before, frame = data, frame + 1
+            click.echo("\n".join(lines) + ("" if redraw else "\n"))
+            before, frame = (now, data, snap), frame + 1
             if iterations is None or frame < iterations:
-                time.sleep(interval)
+                time.sleep(interval)  # the refresh period, not a wait for some condition
+    except KeyboardInterrupt:
+        return

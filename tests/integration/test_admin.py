@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 from pathlib import Path
 
 import greenstalk
 
-from beanmill.server import Beanstalkd
+from beanmill.checkpoint import Checkpoint
+from beanmill.server import Beanstalkd, free_port
+from beanmill.wire import bare_batch_id
 from specs.sums import squares_answer
 from support import Procs, beanstalkd_counts, finish, spec_ref, status, wait_for
 
@@ -19,86 +22,173 @@ def admin(procs: Procs, *args: str) -> tuple[int, str, str]:
     return finish(procs.beanmill(*args))
 
 
-def test_find_requeue_and_finish_a_buried_batch(
+def counts(server: Beanstalkd, tube: str) -> tuple[int, int, int, int]:
+    """(ready, reserved, delayed, buried) of a tube."""
+    c = beanstalkd_counts(server, tube)
+    return (
+        c.get("current-jobs-ready", 0),
+        c.get("current-jobs-reserved", 0),
+        c.get("current-jobs-delayed", 0),
+        c.get("current-jobs-buried", 0),
+    )
+
+
+def test_operator_finds_requeues_and_finishes_a_buried_batch(
     beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
 ) -> None:
     ckpt = tmp_path / "ck.sqlite"
-    address = ["--beanstalkd", beanstalkd.address]
+    address = ("--beanstalkd", beanstalkd.address)
     env = {"SUMS_ITEMS": "500", "FLAKY_ITEMS": "123"}
+    hand = greenstalk.Client((beanstalkd.host, beanstalkd.port), use="flaky.items", encoding=None)
+    hand.put(b"{oops")  # a malformed body, put by hand
+    hand.close()
     procs.beanmill(
-        "producer",
-        FLAKY,
-        *address,
-        "--batch-size",
-        "50",
-        "--state",
-        str(tmp_path / "c.json"),
+        "producer", FLAKY, *address, "--batch-size", "50", "--state", str(tmp_path / "c.json"),
         env=env,
-    )
+    )  # fmt: skip
     consumer = procs.beanmill(
         "consumer", FLAKY, *address, "--max-attempts", "2", "--retry-delay", "0", env=env
     )
     reducer = procs.beanmill(
         "reducer", FLAKY, *address, "--checkpoint", str(ckpt), "--commit-interval", "0.2", env=env
     )
-    greenstalk.Client((beanstalkd.host, beanstalkd.port), use="flaky.items").put("{oops")
     wait_for(
         lambda: ckpt.exists() and status(ckpt)["errors"] == 2 and status(ckpt)["items"] == 450,
-        what="the failing batch and the malformed body buried, errors stored",
+        what="the failing batch and the malformed body buried, both errors stored",
     )
-    consumer.send_signal(signal.SIGTERM)
+    consumer.send_signal(signal.SIGTERM)  # so that requeued jobs stay ready to be counted
     assert finish(consumer)[0] == 0
 
     rc, out, err = admin(procs, "stats", "--job", "flaky", *address, "--json")
     assert rc == 0, err
     data = json.loads(out)
-    assert data["tubes"]["items"]["jobs-buried"] == 2
-    assert data["server"]["binlog-current-index"] >= data["server"]["binlog-oldest-index"] > 0
+    items = data["tubes"]["items"]
+    assert (items["ready"], items["reserved"], items["delayed"], items["buried"]) == (0, 0, 0, 2)
+    assert items["total"] == 12, "10 batches, 1 retry, 1 malformed body"
+    assert items["watching"] == 0 and data["tubes"]["results"]["watching"] == 1
+    server = data["server"]
+    assert server["binlog-current-index"] >= server["binlog-oldest-index"] > 0
+    assert server["version"] and server["uptime"] >= 0
 
     rc, out, err = admin(procs, "buried", FLAKY, *address, "--checkpoint", str(ckpt), "--json")
     assert rc == 0, err
     jobs = {j["reason"]: j for j in json.loads(out)}
     assert set(jobs) == {"failed", "malformed"}
-    assert "item 123 is cursed" in jobs["failed"]["exception"]
-    assert jobs["failed"]["batch"] == "s50-2" and jobs["failed"]["attempts"] == 2
-    assert "not valid JSON" in jobs["malformed"]["exception"]
+    failed, malformed = jobs["failed"], jobs["malformed"]
+    assert failed["exception"] == "ValueError: item 123 is cursed"
+    assert failed["batch"] == "s50-2" and failed["attempts"] == 2
+    assert failed["host"] == socket.gethostname() and "Traceback" in failed["traceback"]
+    assert malformed["batch"] == "(malformed)" and "not valid JSON" in malformed["exception"]
+
+    views = {  # started together: each is a process of its own
+        flags: procs.beanmill(
+            "buried", "--job", "flaky", *address, "--checkpoint", str(ckpt), *flags
+        )
+        for flags in [(), ("-v",), ("--limit", "1"), ("--limit", "1", "--json")]
+    }
+    out = {flags: finish(proc)[1] for flags, proc in views.items()}
+    assert out[()].startswith("flaky.items: 2 buried, 2 described\n")
+    assert "item 123 is cursed" in out[()] and "Traceback" not in out[()]
+    assert "    | Traceback (most recent call last):" in out[("-v",)]
+    assert "(showing 1 of 2: raise --limit)" in out[("--limit", "1")]
+    [first] = json.loads(out[("--limit", "1", "--json")])
+    assert first["job_id"] == min(failed["job_id"], malformed["job_id"])
+
+    job_id = str(failed["job_id"])
+    rc, out, err = admin(procs, "requeue", "--job", "flaky", *address, "--job-id", job_id)
+    assert (rc, out) == (0, "kicked 1 buried jobs on flaky.items\n"), err
+    assert counts(beanstalkd, "flaky.items") == (1, 0, 0, 1)
 
     rc, out, err = admin(
-        procs, "requeue", "--job", "flaky", *address, "--job-id", str(jobs["failed"]["job_id"])
+        procs, "requeue", FLAKY, *address, "--job-id", job_id, "--job-id", "999999"
     )
-    assert rc == 0 and "kicked 1 buried jobs on flaky.items" in out, err
-    assert beanstalkd_counts(beanstalkd, "flaky.items")["current-jobs-ready"] == 1
-    rc, _, err = admin(procs, "requeue", "--job", "flaky", *address, "--job-id", "999999")
-    assert rc == 2 and "job 999999 does not exist" in err
+    assert (rc, out) == (2, "kicked 0 buried jobs on flaky.items\n")
+    assert err.splitlines() == [
+        f"beanmill: error: job {job_id} is ready, not buried: it waits for a consumer already",
+        "beanmill: error: job 999999 does not exist on this beanstalkd (done and deleted, or "
+        "a wrong id): see `beanmill buried` for the buried ones",
+    ]
+
+    rc, out, err = admin(procs, "requeue", "--job", "flaky", *address, "--max", "1")
+    assert (rc, out) == (0, "kicked 1 buried jobs on flaky.items\n"), err
+    assert counts(beanstalkd, "flaky.items") == (2, 0, 0, 0)
 
     fixed = procs.beanmill("consumer", FLAKY, *address, env={"SUMS_ITEMS": "500"})
-    wait_for(lambda: status(ckpt)["items"] == 500, what="the requeued batch applied")
-    assert status(ckpt)["errors"] == 1, "its stored error is gone; the malformed one stays"
-    assert status(ckpt)["total"] == squares_answer(500)
-    rc, out, _ = admin(procs, "requeue", "--job", "flaky", *address, "--max", "5")
-    assert rc == 0 and "kicked 1 buried jobs" in out  # the malformed body, to fail again
+    rc, _, err = finish(reducer)  # it exits by itself once every batch is applied
+    assert rc == 0, err
+    snap = status(ckpt)
+    assert snap["complete"] and snap["items"] == 500
+    assert snap["total"] == squares_answer(500)
+    assert snap["errors"] == 1, "the requeued batch's error is gone; the malformed one stays"
+    wait_for(
+        lambda: counts(beanstalkd, "flaky.items")[3] == 1, what="the malformed body buried again"
+    )
+    rc, out, err = admin(procs, "buried", "--job", "flaky", *address, "--checkpoint", str(ckpt))
+    assert out.startswith("flaky.items: 1 buried, 1 described\n") and "cursed" not in out, err
 
     rc, out, err = admin(
-        procs,
-        "top",
-        "--job",
-        "flaky",
-        *address,
-        "--checkpoint",
-        str(ckpt),
-        "--iterations",
-        "2",
-        "--interval",
-        "0.2",
-    )
+        procs, "top", FLAKY, *address, "--checkpoint", str(ckpt),
+        "--iterations", "2", "--interval", "0.2",
+    )  # fmt: skip
     assert rc == 0, err
-    assert out.count("flaky.items") == 2 and "jobs deleted/s" in out
-    assert "checkpoint: 500/500 items" in out
-    for proc in (fixed, reducer):
-        proc.send_signal(signal.SIGTERM)
-        finish(proc)
+    assert out.count("\nflaky.items ") == 2 and out.count("\nflaky.results ") == 2
+    assert "\x1b[" not in out, "no screen clearing when stdout is not a terminal"
+    assert "put/s" in out and "1 buried (see `beanmill buried`)" in out
+    assert "checkpoint: 500/500 items (100.0%) in 10 batches" in out and "complete" in out
+    fixed.send_signal(signal.SIGTERM)
+    assert finish(fixed)[0] == 0
 
 
-def test_spec_or_job_name_but_not_both(procs: Procs, beanstalkd: Beanstalkd) -> None:
-    rc, _, err = admin(procs, "stats", FLAKY, "--job", "flaky", "--beanstalkd", beanstalkd.address)
-    assert rc == 2 and "exactly one of SPEC or --job NAME" in err
+def test_a_job_buried_by_hand_is_listed_without_a_checkpoint_and_delayed_ones_stay_put(
+    beanstalkd: Beanstalkd, procs: Procs
+) -> None:
+    address = ("--beanstalkd", beanstalkd.address)
+    client = greenstalk.Client(
+        (beanstalkd.host, beanstalkd.port), use="words.items", watch="words.items", encoding=None
+    )
+    client.put(b"7", delay=3600)  # a retry waiting out its delay: requeue must not hurry it
+    client.put(b"41")
+    job = client.reserve(timeout=5)
+    client.bury(job)
+    client.close()
+
+    rc, out, err = admin(procs, "buried", "--job", "words", *address, "--json")
+    assert rc == 0, err
+    [listed] = json.loads(out)
+    assert listed["job_id"] == job.id and listed["batch"] == bare_batch_id("41")
+    assert listed["reason"] == "unknown" and listed["exception"].startswith("no stored error")
+    rc, out, _ = admin(procs, "buried", "--job", "words", *address)
+    assert "pass --checkpoint to see every stored error" in out
+
+    for expected in (1, 0):
+        rc, out, err = admin(procs, "requeue", "--job", "words", *address)
+        assert (rc, out) == (0, f"kicked {expected} buried jobs on words.items\n"), err
+        assert counts(beanstalkd, "words.items") == (1, 0, 1, 0)
+
+
+def test_usage_errors_are_one_line_and_exit_2(
+    beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
+) -> None:
+    other = tmp_path / "squares.sqlite"
+    Checkpoint(other, "squares").close()
+    address = ("--beanstalkd", beanstalkd.address)
+    cases = {
+        ("stats", FLAKY, "--job", "flaky", *address): "give exactly one of SPEC or --job NAME",
+        ("top", *address): "give exactly one of SPEC or --job NAME",
+        ("stats", "--job", "no spaces", *address): "job name 'no spaces' cannot name a tube",
+        ("buried", "--job", "flaky", *address, "--checkpoint", str(tmp_path / "nope.sqlite")): (
+            "no checkpoint at"
+        ),
+        ("buried", "--job", "flaky", *address, "--checkpoint", str(other)): (
+            "belongs to job 'squares', not 'flaky'"
+        ),
+        ("requeue", "--job", "flaky", *address, "--job-id", "1", "--max", "1"): "not both",
+        ("stats", "--job", "flaky", "--beanstalkd", f"127.0.0.1:{free_port()}"): (
+            "nothing listens at"
+        ),
+    }
+    started = {args: procs.beanmill(*args) for args in cases}
+    for args, proc in started.items():
+        rc, _, err = finish(proc)
+        assert rc == 2 and err.count("\n") == 1, (args, err)
+        assert err.startswith("beanmill: error: ") and cases[args] in err, (args, err)
