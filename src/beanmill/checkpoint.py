@@ -275,8 +275,7 @@ def _snapshot(db: sqlite3.Connection) -> Snapshot:
 
 def read_snapshot(path: Path) -> Snapshot:
     """Read-only look at a checkpoint, safe while the reducer writes (WAL readers never block)."""
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}: check --checkpoint / --data-dir")
+    _require(path)
     try:
         db = _connect(path, read_only=True)
         try:
@@ -287,8 +286,14 @@ def read_snapshot(path: Path) -> Snapshot:
         raise _corrupt(path, exc) from None
 
 
+def _require(path: Path) -> None:
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}: check --checkpoint / --data-dir")
+
+
 def read_errors(path: Path) -> dict[str, dict[str, Any]]:
     """Stored error records by batch ID, for `beanmill buried`."""
+    _require(path)
     try:
         db = _connect(path, read_only=True)
         try:
@@ -301,6 +306,7 @@ def read_errors(path: Path) -> dict[str, dict[str, Any]]:
 
 def read_history(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(items, estimate) at every commit, oldest first, for the convergence plot."""
+    _require(path)
     try:
         db = _connect(path, read_only=True)
         try:

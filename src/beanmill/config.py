@@ -79,11 +79,13 @@ def default_map(data: dict[str, Any], group: click.Group, path: Path) -> dict[st
 
 
 def add_env_vars(group: click.Group) -> None:
-    """Every option reads `BEANMILL_<NAME>` unless it names its own variable."""
+    """Every option reads `BEANMILL_<FLAG>` (`--max-attempts`: BEANMILL_MAX_ATTEMPTS) unless
+    it names its own variable."""
     for cmd in group.commands.values():
         for param in cmd.params:
-            if isinstance(param, click.Option) and param.envvar is None and param.name:
-                param.envvar = ENV_PREFIX + param.name.upper()
+            if isinstance(param, click.Option) and param.envvar is None:
+                flag = max(param.opts, key=len).lstrip("-")
+                param.envvar = ENV_PREFIX + flag.replace("-", "_").upper()
 
 
 def describe_sources(ctx: click.Context, cmd: click.Command, name: str) -> list[str]:

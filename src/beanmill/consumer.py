@@ -6,7 +6,6 @@ job to be handed out again and its partial applied twice, which the reducer's le
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import sys
@@ -33,6 +32,7 @@ from beanmill.wire import (
     decode_batch,
     encode_batch,
     encode_result,
+    malformed_batch_id,
 )
 
 log = structlog.get_logger()
@@ -244,7 +244,7 @@ class Consumer:
 
     def _bury_malformed(self, job: greenstalk.Job[bytes], reason: str) -> None:
         """Unusable bodies are kept (buried) for an operator to inspect, never dropped."""
-        batch_id = "m-" + hashlib.sha256(job.body).hexdigest()[:32]
+        batch_id = malformed_batch_id(job.body)
         record = ErrorRecord(
             batch=batch_id,
             job_id=job.id,

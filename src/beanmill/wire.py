@@ -106,6 +106,11 @@ def dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
+def malformed_batch_id(body: bytes) -> str:
+    """The key an unusable body's stored error is kept under: the same body, the same key."""
+    return "m-" + hashlib.sha256(body).hexdigest()[:32]
+
+
 def bare_batch_id(text: str) -> str:
     """Deterministic ID for a bare item, so a foreign producer's duplicates are absorbed too."""
     return BARE_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
