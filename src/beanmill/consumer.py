@@ -105,7 +105,7 @@ class Consumer:
                     self.notifier.status(f"{self.jobs_done:,} jobs done")
                 idle_since = time.monotonic()
             except CONNECTION_ERRORS:
-                if not self.queue.reconnect(self.stop):
+                if not self.queue.reconnect(self.stop, self.notifier.watchdog):
                     break
         self.notifier.stopping()
         log.info("consumer_stopped", jobs=self.jobs_done)

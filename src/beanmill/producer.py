@@ -129,7 +129,7 @@ class Producer:
             try:
                 return action()
             except CONNECTION_ERRORS:
-                if not self.queue.reconnect(self.stop):
+                if not self.queue.reconnect(self.stop, self.notifier.watchdog):
                     return None
 
     def _put_batch(self, batch_id: str, items: tuple[Item, ...]) -> int:

@@ -6,7 +6,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import greenstalk
@@ -203,7 +203,9 @@ class Queue:
         with contextlib.suppress(OSError):
             self.client.close()
 
-    def reconnect(self, stop: threading.Event | None = None) -> bool:
+    def reconnect(
+        self, stop: threading.Event | None = None, tick: Callable[[], None] | None = None
+    ) -> bool:
         """Reconnect with exponential backoff until it works or `stop` is set."""
         self.close()
         delay = BACKOFF_FIRST_S
@@ -217,6 +219,8 @@ class Queue:
                 self.client = connect(self.address, use=self._default_use, watch=self._watch)
             except BeanmillError:
                 for _ in backoff_sleeps(delay):
+                    if tick is not None:
+                        tick()  # an outage is not a hang: keep systemd's watchdog fed
                     if stop is not None and stop.is_set():
                         return False
                 delay = min(delay * 2, BACKOFF_MAX_S)

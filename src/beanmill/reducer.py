@@ -251,12 +251,12 @@ class Reducer:
         return reason
 
     def run(self) -> int:
+        self.notifier.ready()  # also for a finished job: exiting 0 unready fails Type=notify
         if self.snap.complete:
             self.print_progress("already " + _state(self.snap))
             self._announce_finished()
             return 0
         log.info("reducer_started", items=self.snap.items, batches=self.snap.batches)
-        self.notifier.ready()
         while not self.stop.is_set():
             self.notifier.watchdog()
             if self._due():
@@ -276,7 +276,7 @@ class Reducer:
             except CONNECTION_ERRORS:
                 # Uncommitted work is dropped: its results come back to a new connection.
                 self.staged = Staged()
-                if not self.queue.reconnect(self.stop):
+                if not self.queue.reconnect(self.stop, self.notifier.watchdog):
                     break
         if self.stop.is_set():
             self.notifier.stopping()
