@@ -39,34 +39,29 @@ def _unexpected(words: list[bytes]) -> greenstalk.UnknownResponseError:
     return greenstalk.UnknownResponseError(words[0] if words else b"", words[1:])
 
 
-def delete_many(client: greenstalk.Client[bytes], job_ids: Sequence[int]) -> int:
-    """Delete jobs; returns how many were there to delete (NOT_FOUND is not an error)."""
-    deleted = 0
+def _each(client: greenstalk.Client[bytes], verb: bytes, ok: bytes, job_ids: Sequence[int]) -> int:
+    """`<verb> <id>` for every id; how many answered `ok` (NOT_FOUND is not an error)."""
+    done = 0
     for start in range(0, len(job_ids), CHUNK):
         chunk = job_ids[start : start + CHUNK]
-        reader = _send(client, b"".join(b"delete %d\r\n" % i for i in chunk))
+        reader = _send(client, b"".join(b"%b %d\r\n" % (verb, i) for i in chunk))
         for _ in chunk:
             words = _line(reader)
-            if words == [b"DELETED"]:
-                deleted += 1
+            if words == [ok]:
+                done += 1
             elif words != [b"NOT_FOUND"]:
                 raise _unexpected(words)
-    return deleted
+    return done
+
+
+def delete_many(client: greenstalk.Client[bytes], job_ids: Sequence[int]) -> int:
+    """Delete jobs; returns how many were there to delete."""
+    return _each(client, b"delete", b"DELETED", job_ids)
 
 
 def touch_many(client: greenstalk.Client[bytes], job_ids: Sequence[int]) -> int:
     """Touch jobs this connection holds; returns how many it still held."""
-    touched = 0
-    for start in range(0, len(job_ids), CHUNK):
-        chunk = job_ids[start : start + CHUNK]
-        reader = _send(client, b"".join(b"touch %d\r\n" % i for i in chunk))
-        for _ in chunk:
-            words = _line(reader)
-            if words == [b"TOUCHED"]:
-                touched += 1
-            elif words != [b"NOT_FOUND"]:
-                raise _unexpected(words)
-    return touched
+    return _each(client, b"touch", b"TOUCHED", job_ids)
 
 
 def reserve_ready(client: greenstalk.Client[bytes], most: int) -> list[greenstalk.Job[bytes]]:
