@@ -72,11 +72,9 @@ class Role:
     restarts: int = 0
     failures: list[float] = field(default_factory=list)
     finished: bool = False
-    started_at: float = field(default=0.0)
 
     def start(self) -> None:
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL)
-        self.started_at = time.monotonic()
 
     def signal(self, signum: int) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -17,7 +17,6 @@ import structlog
 from beanmill.errors import SpecError
 from beanmill.jsontypes import Item
 
-ORDERS = ("sequential", "random")
 #: Measured on 2 cores (a trivial map, `beanmill run`): 100 -> 151k items/s, 200 -> 193k,
 #: 500 -> 207k, 1000 -> 224k. 500 keeps a 50 us map's queue cost near 1% while a job of a
 #: slow map still ends well inside its TTR; bigger batches also mean more redone on a crash.
