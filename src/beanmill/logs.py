@@ -30,7 +30,9 @@ def configure(level: str = "info", fmt: str = "auto", **context: str) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # One write per line: roles of one `beanmill run` share its stderr, and print()'s
+        # separate newline let their lines interleave.
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
     structlog.contextvars.clear_contextvars()
