@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -61,6 +62,23 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+
+
+def wait_for_log(proc: subprocess.Popen[str], event: str, timeout: float = 30.0) -> str:
+    """Read a running process's stderr until an event shows up; returns what was read."""
+    assert proc.stderr is not None
+    read: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], 0.1)
+        if ready:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            read.append(line)
+            if f'"{event}"' in line:
+                return "".join(read)
+    raise AssertionError(f"no {event!r} event within {timeout}s; read: {''.join(read)[-800:]}")
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 60.0) -> tuple[int, str, str]:

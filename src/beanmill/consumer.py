@@ -24,6 +24,7 @@ from beanmill.jsontypes import JSON, Item
 from beanmill.mapping import Mapper
 from beanmill.notify import Notifier
 from beanmill.queue import CONNECTION_ERRORS, Queue
+from beanmill.signals import StopRequested, interruptible
 from beanmill.wire import (
     Batch,
     ErrorRecord,
@@ -90,7 +91,8 @@ class Consumer:
                 rc = 1
                 break
             try:
-                job = self.queue.reserve(timeout=1)
+                with interruptible():
+                    job = self.queue.reserve(timeout=1)
                 if job is None:
                     self._check_finished()
                     if (
@@ -104,6 +106,8 @@ class Consumer:
                 if self.jobs_done % 100 == 1:
                     self.notifier.status(f"{self.jobs_done:,} jobs done")
                 idle_since = time.monotonic()
+            except StopRequested:
+                break  # nothing held: the connection is closed below, mid-reply or not
             except CONNECTION_ERRORS:
                 if not self.queue.reconnect(self.stop, self.notifier.watchdog):
                     break
