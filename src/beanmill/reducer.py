@@ -42,6 +42,10 @@ log = structlog.get_logger()
 MAX_STAGED_JOBS = 5000
 RESERVE_AT_ONCE = 200
 EARLY_COMMIT_ITEMS = 1000
+#: Caught up (the results tube ran dry) with work staged, the reducer commits after this
+#: share of --commit-interval instead of all of it: status and the job's end come promptly,
+#: while a trickle of results still costs at most 1/(share x interval) commits per second.
+CAUGHT_UP_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class Reducer:
         self.started = time.monotonic()
         self.items_at_start = self.snap.items
         self.last_commit = self.last_progress = time.monotonic()
+        self.caught_up = False
 
     # -- folding ---------------------------------------------------------------------------
 
@@ -115,34 +120,41 @@ class Reducer:
             return
         self.staged.job_ids.append(job.id)
 
-    def _is_new(self, partial: Partial) -> bool:
-        """False for a duplicate; raises for a partial that must not be applied at all."""
-        layouts = {lay for b in partial.batches if (lay := layout_of(b)) is not None}
+    def _check_layout(self, batch_ids: list[str]) -> None:
+        layouts = {lay for b in batch_ids if (lay := layout_of(b)) is not None}
         known = self.staged.layout or self.snap.layout
         if layouts and (len(layouts) > 1 or (known is not None and layouts != {known})):
             raise MalformedMessage(
                 f"batch layout {sorted(layouts)} differs from this checkpoint's {known!r}: the "
                 "producer was restarted with another --batch-size/--order/--seed"
             )
-        seen = self.ckpt.applied(partial.batches) | (
-            set(partial.batches) & self.staged.applied.keys()
-        )
-        if seen and seen != set(partial.batches):
-            # A partial is applied whole or not at all; half of one cannot be taken apart.
-            raise MalformedMessage(
-                f"partial overlaps the ledger: {len(seen)} of its {len(partial.batches)} "
-                f"batches are in already, {sorted(set(partial.batches) - seen)[:5]} are not"
-            )
-        return not seen
+
+    def _new_entries(self, partials: tuple[Partial, ...]) -> list[Partial]:
+        """The entries not applied yet; raises, before anything is staged, for a result that
+        must not be applied at all. One ledger lookup for the whole result job."""
+        every = [b for p in partials for b in p.batches]
+        self._check_layout(every)
+        seen = self.ckpt.applied(every) | (set(every) & self.staged.applied.keys())
+        new = []
+        for partial in partials:
+            batches = set(partial.batches)
+            overlap = batches & seen
+            if overlap and overlap != batches:
+                # A partial is applied whole or not at all; half of one cannot be taken apart.
+                raise MalformedMessage(
+                    f"partial overlaps the ledger: {len(overlap)} of its {len(batches)} "
+                    f"batches are in already, {sorted(batches - overlap)[:5]} are not"
+                )
+            if overlap:
+                log.debug("duplicate_skipped", batches=len(batches))
+            else:
+                new.append(partial)
+                seen |= batches  # a later entry of the same result may name them again
+        return new
 
     def _stage_partials(self, partials: tuple[Partial, ...]) -> None:
-        """All entries are checked before any is staged: a result job is applied whole."""
-        for partial in partials:
-            self._is_new(partial)
-        for partial in partials:
-            if not self._is_new(partial):  # again: an earlier entry may have named it
-                log.debug("duplicate_skipped", batches=len(partial.batches))
-                continue
+        """A result job is applied whole: every entry is checked before any is staged."""
+        for partial in self._new_entries(partials):
             if self.staged.layout is None and self.snap.layout is None:
                 self.staged.layout = next(
                     (lay for b in partial.batches if (lay := layout_of(b)) is not None), None
@@ -239,7 +251,11 @@ class Reducer:
             self.snap.producer_batches + len(staged.applied) >= self.snap.end_batches
         ):
             return True
-        return time.monotonic() - self.last_commit >= self.opts.commit_interval
+        return time.monotonic() - self.last_commit >= self._interval()
+
+    def _interval(self) -> float:
+        share = CAUGHT_UP_SHARE if self.caught_up else 1.0
+        return share * self.opts.commit_interval
 
     def _stop_reason(self) -> str | None:
         """An end condition that holds now, for a job that is not finished already."""
@@ -269,8 +285,15 @@ class Reducer:
                     break
             if time.monotonic() - self.last_progress >= self.opts.progress_interval:
                 self.print_progress()
+            timeout = 1
+            if self.staged.job_ids and self.caught_up:
+                # Wait out the short caught-up interval, then commit unless more came.
+                self.stop.wait(max(0.0, self.last_commit + self._interval() - time.monotonic()))
+                timeout = 0
             try:
-                for job in self.queue.reserve_many(timeout=1, most=RESERVE_AT_ONCE):
+                jobs = self.queue.reserve_many(timeout=timeout, most=RESERVE_AT_ONCE)
+                self.caught_up = len(jobs) < RESERVE_AT_ONCE
+                for job in jobs:
                     crashpoint("reducer.after_reserve")
                     self._stage(job)
             except CONNECTION_ERRORS:

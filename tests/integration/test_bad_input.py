@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
+import greenstalk
+
 from beanmill.server import Beanstalkd, free_port
+from beanmill.wire import Partial, Partials, encode_result
 from specs.sums import squares_answer
 from support import Procs, beanstalkd_counts, finish, spec_ref, start_roles, status, wait_for
 
@@ -180,3 +184,35 @@ def test_a_partial_over_the_max_job_size_buries_the_batch_with_a_reason(
         assert procs.started[2].poll() is None, "the consumer stays up"
     finally:
         server.kill()
+
+
+def test_a_result_whose_entries_overlap_is_buried_whole_and_a_repeat_entry_counts_once(
+    beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
+) -> None:
+    """A result job is applied whole or not at all, even when only its second entry is bad."""
+    overlapping = Partials((Partial(("a",), 1, 10), Partial(("a", "b"), 2, 20)))
+    repeated = Partials((Partial(("c",), 1, 100), Partial(("c",), 1, 100)))
+    client = greenstalk.Client(
+        (beanstalkd.host, beanstalkd.port), encoding=None, use="words.results"
+    )
+    for record in (overlapping, repeated, Partial(("d",), 1, 1000)):
+        client.put(encode_result(record))
+    client.close()
+    ckpt = tmp_path / "ck.sqlite"
+    reducer = procs.beanmill(
+        "reducer",
+        spec_ref("sums:Words"),
+        "--beanstalkd",
+        beanstalkd.address,
+        "--checkpoint",
+        str(ckpt),
+        "--commit-interval",
+        "0.2",
+    )
+    wait_for(lambda: ckpt.exists() and status(ckpt)["items"] == 2, what="c and d applied")
+    assert status(ckpt)["total"] == 1100, "nothing of the overlapping result, c once"
+    assert beanstalkd_counts(beanstalkd, "words.results")["current-jobs-buried"] == 1
+    reducer.send_signal(signal.SIGTERM)
+    rc, _, err = finish(reducer)
+    assert rc == 0
+    assert "partial overlaps the ledger" in err

@@ -83,6 +83,21 @@ def test_bare_ids_from_a_raw_socket_producer_are_summed_once_each(
     assert finish(reducer)[0] == 0
 
 
+def test_a_caught_up_reducer_commits_long_before_its_interval(
+    beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
+) -> None:
+    """Bare IDs have no end record: without the caught-up commit these 3 items would wait the
+    whole --commit-interval (60 s) to show in status; caught up, it takes 5% of that."""
+    put_raw(beanstalkd, "words.items", [b"2", b"3", b"4"])
+    ckpt = tmp_path / "ck.sqlite"
+    words = spec_ref("sums:Words")
+    address = ("--beanstalkd", beanstalkd.address)
+    procs.beanmill("reducer", words, *address, "--checkpoint", str(ckpt), "--commit-interval", "60")
+    procs.beanmill("consumer", words, *address)
+    wait_for(lambda: ckpt.exists() and status(ckpt)["items"] == 3, timeout=20, what="3 items")
+    assert status(ckpt)["total"] == 9
+
+
 def put_raw(server: Beanstalkd, tube: str, bodies: list[bytes]) -> None:
     client = greenstalk.Client((server.host, server.port), encoding=None, use=tube)
     for body in bodies:
