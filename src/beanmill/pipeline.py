@@ -64,10 +64,29 @@ def touch_many(client: greenstalk.Client[bytes], job_ids: Sequence[int]) -> int:
     return _each(client, b"touch", b"TOUCHED", job_ids)
 
 
+#: The first wave of a reserve_ready; each full wave sends this many times more.
+FIRST_WAVE = 16
+WAVE_GROWTH = 4
+
+
 def reserve_ready(client: greenstalk.Client[bytes], most: int) -> list[greenstalk.Job[bytes]]:
-    """Up to `most` jobs that are ready now, without waiting for more."""
-    if most <= 0:
-        return []
+    """Up to `most` jobs that are ready now, without waiting for more.
+
+    Sent in growing waves, so a nearly empty tube costs a few commands, not `most`, and a
+    full one a few round trips."""
+    jobs: list[greenstalk.Job[bytes]] = []
+    wave = FIRST_WAVE
+    while len(jobs) < most:
+        asked = min(wave, most - len(jobs))
+        got = _reserve_wave(client, asked)
+        jobs += got
+        if len(got) < asked:
+            break
+        wave *= WAVE_GROWTH
+    return jobs
+
+
+def _reserve_wave(client: greenstalk.Client[bytes], most: int) -> list[greenstalk.Job[bytes]]:
     reader = _send(client, b"reserve-with-timeout 0\r\n" * most)
     jobs: list[greenstalk.Job[bytes]] = []
     for _ in range(most):
