@@ -349,7 +349,13 @@ def consumer(
 @click.argument("spec")
 @beanstalkd_option(required=True)
 @click.option("--checkpoint", type=click.Path(path_type=Path), required=True)
-@click.option("--commit-interval", type=float, default=2.0, show_default=True)
+@click.option(
+    "--commit-interval",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="seconds between commits while results keep coming; 5% of it once caught up",
+)
 @click.option("--progress-interval", type=float, default=5.0, show_default=True)
 @click.option("--keep-running", is_flag=True, help="do not exit when complete")
 @progress_file_option
