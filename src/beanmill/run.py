@@ -172,14 +172,13 @@ def run_job(spec: Spec, opts: RunOptions, stop: threading.Event) -> int:
         log.info("beanstalkd_started", address=address, binlog=str(server.binlog_dir))
     else:
         connect(address).close()  # fail now, with the clear message, not in every child
-    roles = [
-        Role("reducer", _argv("reducer", spec, address, opts)),
-        Role("producer", _argv("producer", spec, address, opts)),
-    ]
+    # The reducer starts last: the work can begin without it, its results wait on the queue.
+    roles = [Role("producer", _argv("producer", spec, address, opts))]
     roles += [
         Role(f"consumer-{i + 1}", _argv("consumer", spec, address, opts))
         for i in range(opts.consumers)
     ]
+    roles.append(Role("reducer", _argv("reducer", spec, address, opts)))
     try:
         return _supervise(roles, stop, opts, server)
     finally:
@@ -208,7 +207,7 @@ def _supervise(
 ) -> int:
     for role in roles:
         role.start()
-    reducer = roles[0]
+    reducer = roles[-1]
     while not stop.wait(POLL_S):
         if server is not None and not server.running():
             log.warning(
