@@ -302,7 +302,8 @@ class Context:
         self.config = tmp / "empty.toml"
         self.config.write_text("")
         self.seq = 0
-        self.cpu_beanmill: dict[str, float] = {}  # for the peers: beanmill's CPU-map rates
+        # Medians later rows compare with, as "<work>.<side>": "cpu.run", "trivial.pool2", ...
+        self.rates: dict[str, float] = {}
 
     def env(self, n: int, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BEANMILL_")}

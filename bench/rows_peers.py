@@ -40,7 +40,7 @@ def peers(ctx: Context, which: list[str]) -> None:
         if missing_redis:
             ctx.out.skip(peer, "the redis Python client is not installed")
             continue
-        if not ctx.cpu_beanmill:
+        if "cpu.roles" not in ctx.rates:
             ctx.out.skip(peer, "the cpu row did not run, so there is no beanmill rate")
             continue
         try:
@@ -96,7 +96,7 @@ def run_peer(ctx: Context, peer: str, redis_server: str) -> None:
         for w in workers:
             ctx.procs.stop(w)
         ctx.procs.stop(redis_proc)
-    base = ctx.cpu_beanmill["roles"]
+    base = ctx.rates["cpu.roles"]
     ctx.out.add(
         Row(
             name=peer,
@@ -107,7 +107,7 @@ def run_peer(ctx: Context, peer: str, redis_server: str) -> None:
             baseline="beanmill_cpu_roles",
             baseline_items_per_s=base,
             ratio=rate / base,
-            extra={"vs_beanmill_run": rate / ctx.cpu_beanmill["run"]},
+            extra={"vs_beanmill_run": rate / ctx.rates["cpu.run"]},
         )
     )
 

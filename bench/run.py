@@ -136,6 +136,7 @@ def _plan(ctx: Context) -> dict[str, list[tuple[str, Callable[[], None]]]]:
         "trivial": [
             ("trivial_map", work("trivial", 0.5, "pool2")),
             ("consumer_floor", lambda: rows_work.consumer_floor(ctx)),
+            ("run_startup", lambda: rows_work.trivial_bound(ctx)),
         ],
         "io": [("io_map", work("io", 0.8, "ideal"))],
         "bare": [("bare_ids", lambda: rows_bare.bare_row(ctx))],
