@@ -67,6 +67,7 @@ class Beanstalkd:
             start_new_session=True,
         )
         deadline = time.monotonic() + START_TIMEOUT_S
+        delay = 0.001  # it listens within milliseconds: a first nap of 20 ms was most of its start
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 err = (
@@ -80,7 +81,8 @@ class Beanstalkd:
                 socket.create_connection((self.host, self.port), timeout=0.2),
             ):
                 return self
-            time.sleep(0.02)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
         self.kill()
         raise QueueUnavailable(f"beanstalkd did not listen on {self.address} within 10 s")
 
