@@ -282,7 +282,7 @@ class Sizes:
 
 #: Full sizes are the issue's; quick ones 1/5 of them; smoke ones only check the harness.
 SIZES = {
-    "full": Sizes(200_000, 2_000_000, 64_000, 50_000, 15.0, 3, 3),
+    "full": Sizes(200_000, 2_000_000, 64_000, 50_000, 15.0, 5, 3),
     "quick": Sizes(40_000, 400_000, 12_800, 10_000, 5.0, 1, 2),
     "smoke": Sizes(2_000, 20_000, 640, 500, 2.0, 1, 1),
 }
