@@ -229,6 +229,8 @@ def work_row(ctx: Context, work: Work, target: float | None, baseline: str) -> N
         role: statistics.median(c[role] for c in role_cpu) / work.n * 1e6 for role in role_cpu[0]
     }
     role_ratio = statistics.median(role_ratios)
+    ctx.rates[f"{work.key}.roles_ratio"] = role_ratio
+    ctx.rates[f"{work.key}.roles_cpu_us"] = sum(cpu_roles.values())
     ctx.out.add(
         Row(
             name=f"{work.key}_map.roles",
@@ -345,20 +347,23 @@ def trivial_bound(ctx: Context) -> None:
             )
         )
     best = max(BIG_BATCHES, key=lambda b: statistics.median(bigger[b]))
+    seen = ctx.rates
     ctx.out.notes.append(
-        f"trivial_map is bounded by fixed start-up and per-item Python. `beanmill run` spends "
-        f"{start_s:.2f} s before it could count an item (a private beanstalkd and five Python "
-        f"processes on two cores: `run_startup`), while Pool(2) finishes all {n:,} items in "
-        f"{pool_s:.2f} s: even at zero cost per item the ratio could not pass "
-        f"{pool_s / start_s:.2f}. Per item, one consumer's own Python (decode, map, reduce, "
-        f"encode; no queue: `consumer_floor`) costs {ctx.rates.get('floor.us', 0):.2f} µs "
-        f"against {ctx.rates.get('floor.bare_us', 0):.3f} µs for the bare map, and the "
-        f"producer must encode every item too; the Pool spends "
-        f"{ctx.rates.get('trivial.pool2_cpu_us', 0):.3f} µs of CPU per item in all. Bigger "
-        f"batches cut the per-batch queue work but not these: the best, --batch-size {best:,}, "
-        f"reaches {statistics.median(bigger[best]) / pool:.2f} of the Pool. So the default "
-        f"stays {DEFAULT_BATCH_SIZE}, which keeps the CPU and I/O rows at their targets, the "
-        "load spread and the estimates fine-grained; no automatic batch size is built."
+        f"trivial_map is bounded by fixed start-up and per-item Python. A `beanmill run` of "
+        f"{STARTUP_ITEMS:,} items takes {start_s:.2f} s from start to exit (a private "
+        f"beanstalkd and five Python processes on two cores: `run_startup`), while Pool(2) "
+        f"finishes all {n:,} items in {pool_s:.2f} s: even at zero cost per item the ratio "
+        f"could not pass {pool_s / start_s:.2f}. Without the start-up (roles started "
+        f"beforehand, `trivial_map.roles`) it reaches {seen.get('trivial.roles_ratio', 0):.2f}"
+        f": the roles spend {seen.get('trivial.roles_cpu_us', 0):.2f} µs of CPU per item "
+        f"against the Pool's {seen.get('trivial.pool2_cpu_us', 0):.3f} µs, and one "
+        f"consumer's own Python alone (decode, map, reduce, encode; no queue: "
+        f"`consumer_floor`) costs {seen.get('floor.us', 0):.2f} µs against "
+        f"{seen.get('floor.bare_us', 0):.3f} µs for the bare map. Bigger batches cut the "
+        f"per-batch queue work but not these: the best, --batch-size {best:,}, reaches "
+        f"{statistics.median(bigger[best]) / pool:.2f} of the Pool. So the default stays "
+        f"{DEFAULT_BATCH_SIZE}, which keeps the CPU and I/O rows at their targets, the load "
+        "spread and the estimates fine-grained; no automatic batch size is built."
     )
 
 
