@@ -182,7 +182,7 @@ def rq_rate(
         time.sleep(0.05)
     queue = rq.Queue("bench", connection=conn)
     start = time.perf_counter()
-    jobs = [
+    jobs: list[Any] = [  # rq's types differ between versions, and it may not be installed
         queue.enqueue(workloads.cpu_chunk, lo, min(n, lo + PEER_CHUNK))
         for lo in range(0, n, PEER_CHUNK)
     ]
@@ -196,7 +196,7 @@ def rq_rate(
     rate = n / (time.perf_counter() - start)
     total = 0
     for job in jobs:
-        job.refresh()  # type: ignore[no-untyped-call]
+        job.refresh()
         value: Any = job.return_value() if hasattr(job, "return_value") else job.result
         total += int(value)
     check(total % workloads.MODULUS, expected_cpu(n), "rq")
