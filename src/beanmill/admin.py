@@ -1,4 +1,5 @@
-"""The operator commands' logic: stats, buried jobs with their stored errors, requeue, rates.
+"""The operator commands' logic: stats, buried jobs with their stored errors, requeue, delete,
+rates.
 
 Everything here talks to beanstalkd or reads the checkpoint and returns typed data; the
 printing is in admin_cli.
@@ -24,11 +25,11 @@ from typing import TypedDict
 
 import greenstalk
 
-from beanmill.checkpoint import Snapshot, read_errors, read_snapshot
+from beanmill.checkpoint import Snapshot, forget_errors, read_errors, read_snapshot
 from beanmill.errors import CheckpointError, MalformedMessage, QueueUnavailable, SpecError
 from beanmill.jobspec import TUBE_NAME
 from beanmill.queue import CONNECTION_ERRORS, connect
-from beanmill.wire import decode_batch
+from beanmill.wire import decode_batch, malformed_batch_id
 
 MALFORMED = "(malformed)"
 NOT_BURIED = {
@@ -104,6 +105,13 @@ class BuriedReport:
     stale_errors: int  # stored errors whose job is no longer buried (requeued, or gone)
     results_buried: int  # malformed results the reducer buried on the results tube
     checkpoint: bool  # False: only peek-buried was available
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    deleted: tuple[int, ...]
+    forgotten: int  # stored errors dropped from the checkpoint
+    problems: tuple[str, ...]  # one line per job id that was not deleted
 
 
 @dataclass(frozen=True)
@@ -328,3 +336,66 @@ def requeue(
             bound = count if max_jobs is None else min(max_jobs, count)
             kicked = client.kick(bound) if bound > 0 else 0
     return RequeueResult(tube=items, kicked=kicked, problems=tuple(problems))
+
+
+def _error_key(body: bytes) -> tuple[str, bool]:
+    """The key the reducer stores a buried body's error under, and whether it is malformed."""
+    try:
+        return decode_batch(body).batch, False
+    except MalformedMessage:
+        return malformed_batch_id(body), True
+
+
+def delete(
+    address: str,
+    job: str,
+    job_ids: tuple[int, ...],
+    checkpoint: Path | None = None,
+    lose_items: bool = False,
+) -> DeleteResult:
+    """Delete buried jobs of this job's items tube for good; drop their stored errors.
+
+    Only buried jobs: a ready, reserved or delayed one is work under way. A body that is a
+    usable batch holds items the total would then never count, so it needs `lose_items`;
+    a malformed one holds nothing beanmill can count."""
+    items, _ = tubes_of(job)
+    if checkpoint is not None:
+        checkpoint_of(checkpoint, job)
+    deleted: list[int] = []
+    keys: list[str] = []
+    problems: list[str] = []
+    with _session(address) as client:
+        for job_id in dict.fromkeys(job_ids):
+            try:
+                st = client.stats_job(job_id)
+                if st["tube"] != items:
+                    problems.append(
+                        f"job {job_id} is in tube {st['tube']}, not {items}: check the id and --job"
+                    )
+                    continue
+                if st["state"] != "buried":
+                    why = NOT_BURIED.get(st["state"], "it is work under way")
+                    problems.append(
+                        f"job {job_id} is {st['state']}, not buried: {why}; only buried "
+                        "jobs are deleted"
+                    )
+                    continue
+                body = client.peek(job_id).body
+                key, malformed = _error_key(body)
+                if not malformed and not lose_items:
+                    problems.append(
+                        f"job {job_id} is batch {key}, which the total would never count: "
+                        "requeue it once its cause is fixed, or pass --lose-items"
+                    )
+                    continue
+                client.delete(job_id)
+            except greenstalk.NotFoundError:
+                problems.append(
+                    f"job {job_id} does not exist on this beanstalkd (done and deleted, or a "
+                    "wrong id): see `beanmill buried` for the buried ones"
+                )
+                continue
+            deleted.append(job_id)
+            keys.append(key)
+    forgotten = forget_errors(checkpoint, keys) if checkpoint is not None and keys else 0
+    return DeleteResult(deleted=tuple(deleted), forgotten=forgotten, problems=tuple(problems))

@@ -1,4 +1,4 @@
-"""The operator commands stats, buried, requeue and top: parse, call admin, print.
+"""The operator commands stats, buried, requeue, delete and top: parse, call admin, print.
 
 They need only the tube names, so each takes SPEC or `--job NAME` (a host without the
 spec's code can still run them).
@@ -157,10 +157,11 @@ def _buried_lines(report: admin.BuriedReport, verbose: bool) -> list[str]:
 
 
 def register(group: click.Group) -> None:
-    """Add stats, buried, requeue and top to the `beanmill` group."""
+    """Add stats, buried, requeue, delete and top to the `beanmill` group."""
     group.add_command(stats)
     group.add_command(buried)
     group.add_command(requeue)
+    group.add_command(delete)
     group.add_command(top)
 
 
@@ -233,11 +234,52 @@ def requeue(
     Fix the cause first. A kicked batch keeps the attempt count in its body, which says it
     used its last attempt: if it fails once more it is buried again at once, with a fresh
     stored error (a consumer started with a higher --max-attempts gives it more tries). A
-    malformed body fails again for sure: delete it with a beanstalkd client instead."""
+    malformed body fails again for sure: `beanmill delete` it instead."""
     if job_ids and max_jobs is not None:
         raise BeanmillError("give --job-id or --max, not both")
     result = admin.requeue(beanstalkd, resolve_job(spec, job_name), job_ids, max_jobs)
     click.echo(f"kicked {result.kicked} buried jobs on {result.tube}")
+    if result.problems:
+        for problem in result.problems[:-1]:
+            click.echo(f"beanmill: error: {problem}", err=True)
+        raise BeanmillError(result.problems[-1])
+
+
+@click.command()
+@job_options
+@checkpoint_option("the reducer's checkpoint: the deleted jobs' stored errors leave it too")
+@click.option(
+    "--job-id",
+    "job_ids",
+    type=click.IntRange(1),
+    multiple=True,
+    required=True,
+    metavar="ID",
+    help="delete this buried job (repeatable; ids from `beanmill buried`)",
+)
+@click.option(
+    "--lose-items",
+    is_flag=True,
+    help="also delete usable batches, whose items the total will then never count",
+)
+def delete(
+    spec: str | None,
+    job_name: str | None,
+    beanstalkd: str,
+    checkpoint: Path | None,
+    job_ids: tuple[int, ...],
+    lose_items: bool,
+) -> None:
+    """Delete buried jobs of the items tube for good, e.g. a malformed body.
+
+    Only buried jobs: a ready, reserved or delayed one is work under way. A usable batch
+    needs --lose-items: its items are then missing from the total for good, and a job whose
+    producer announced its size never completes (stop it with Ctrl-C or `done()`)."""
+    result = admin.delete(beanstalkd, resolve_job(spec, job_name), job_ids, checkpoint, lose_items)
+    line = f"deleted {len(result.deleted)} buried jobs"
+    if checkpoint is not None:
+        line += f", forgot {result.forgotten} stored errors"
+    click.echo(line)
     if result.problems:
         for problem in result.problems[:-1]:
             click.echo(f"beanmill: error: {problem}", err=True)

@@ -304,6 +304,30 @@ def read_errors(path: Path) -> dict[str, dict[str, Any]]:
         raise _corrupt(path, exc) from None
 
 
+def forget_errors(path: Path, batches: Sequence[str]) -> int:
+    """Drop the stored errors of these batches, whose jobs an operator deleted; how many.
+
+    One short write transaction: safe while the reducer runs (it waits out a commit)."""
+    _require(path)
+    try:
+        db = _connect(path, read_only=False)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                gone = sum(
+                    db.execute("DELETE FROM errors WHERE batch = ?", (b,)).rowcount for b in batches
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return gone
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise _corrupt(path, exc) from None
+
+
 def read_history(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(items, estimate) at every commit, oldest first, for the convergence plot."""
     _require(path)

@@ -135,6 +135,14 @@ def test_operator_finds_requeues_and_finishes_a_buried_batch(
     assert "\x1b[" not in out, "no screen clearing when stdout is not a terminal"
     assert "put/s" in out and "1 buried (see `beanmill buried`)" in out
     assert "checkpoint: 500/500 items (100.0%) in 10 batches" in out and "complete" in out
+
+    rc, out, err = admin(
+        procs, "delete", "--job", "flaky", *address, "--checkpoint", str(ckpt),
+        "--job-id", str(malformed["job_id"]),
+    )  # fmt: skip
+    assert (rc, out) == (0, "deleted 1 buried jobs, forgot 1 stored errors\n"), err
+    assert status(ckpt)["errors"] == 0 and counts(beanstalkd, "flaky.items")[3] == 0
+    assert status(ckpt)["total"] == squares_answer(500), "deleting touches nothing counted"
     fixed.send_signal(signal.SIGTERM)
     assert finish(fixed)[0] == 0
 
@@ -164,6 +172,48 @@ def test_a_job_buried_by_hand_is_listed_without_a_checkpoint_and_delayed_ones_st
         rc, out, err = admin(procs, "requeue", "--job", "words", *address)
         assert (rc, out) == (0, f"kicked {expected} buried jobs on words.items\n"), err
         assert counts(beanstalkd, "words.items") == (1, 0, 1, 0)
+
+
+def test_delete_takes_only_buried_jobs_of_this_job_and_usable_ones_only_when_told(
+    beanstalkd: Beanstalkd, procs: Procs
+) -> None:
+    address = ("--beanstalkd", beanstalkd.address)
+    client = greenstalk.Client((beanstalkd.host, beanstalkd.port), encoding=None)
+    ids = {}
+    for tube, body in [("other.items", b"3"), ("words.items", b"{oops"), ("words.items", b"41")]:
+        client.use(tube)
+        client.watch(tube)
+        client.put(body)
+        job = client.reserve(timeout=5)
+        client.bury(job)
+        client.ignore(tube)
+        ids[body] = job.id
+    ready = client.put(b"7")  # in words.items: work under way
+    client.close()
+
+    asked = [ids[b"{oops"], ids[b"41"], ready, ids[b"3"], 999999]
+    rc, out, err = admin(
+        procs, "delete", "--job", "words", *address, *(f"--job-id={i}" for i in asked)
+    )
+    assert (rc, out) == (2, "deleted 1 buried jobs\n")
+    assert err.splitlines() == [
+        f"beanmill: error: job {ids[b'41']} is batch {bare_batch_id('41')}, which the total "
+        "would never count: requeue it once its cause is fixed, or pass --lose-items",
+        f"beanmill: error: job {ready} is ready, not buried: it waits for a consumer already; "
+        "only buried jobs are deleted",
+        f"beanmill: error: job {ids[b'3']} is in tube other.items, not words.items: check the "
+        "id and --job",
+        "beanmill: error: job 999999 does not exist on this beanstalkd (done and deleted, or "
+        "a wrong id): see `beanmill buried` for the buried ones",
+    ]
+    assert counts(beanstalkd, "words.items") == (1, 0, 0, 1)
+    assert counts(beanstalkd, "other.items") == (0, 0, 0, 1)
+
+    rc, out, err = admin(
+        procs, "delete", "--job", "words", *address, "--job-id", str(ids[b"41"]), "--lose-items"
+    )
+    assert (rc, out) == (0, "deleted 1 buried jobs\n"), err
+    assert counts(beanstalkd, "words.items") == (1, 0, 0, 0)
 
 
 def test_usage_errors_are_one_line_and_exit_2(
