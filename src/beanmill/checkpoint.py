@@ -6,11 +6,12 @@ ledger can never disagree with the total: that is what makes duplicates harmless
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,18 @@ def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
     conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=10.0)
     conn.execute("PRAGMA busy_timeout = 10000")
     return conn
+
+
+@contextlib.contextmanager
+def _write_transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception, the COMMIT's own included."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 class Checkpoint:
@@ -172,8 +185,7 @@ class Checkpoint:
         if estimate is not None:
             meta["estimate"] = estimate
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
+            with _write_transaction(self.db):
                 self._write_meta(meta)
                 self.db.executemany(
                     "INSERT INTO ledger(batch, items, applied_at) VALUES (?,?,?)",
@@ -194,10 +206,6 @@ class Checkpoint:
                         "INSERT INTO history(items, at, estimate) VALUES (?, ?, ?)",
                         (items, now, json.dumps(estimate)),
                     )
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
         except sqlite3.OperationalError as exc:
             raise CheckpointError(
                 f"cannot write checkpoint {self.path} ({exc}); nothing was lost: the last "
@@ -275,11 +283,19 @@ def _snapshot(db: sqlite3.Connection) -> Snapshot:
 
 def read_snapshot(path: Path) -> Snapshot:
     """Read-only look at a checkpoint, safe while the reducer writes (WAL readers never block)."""
+    with _opened(path) as db:
+        return _snapshot(db)
+
+
+@contextlib.contextmanager
+def _opened(path: Path, read_only: bool = True) -> Iterator[sqlite3.Connection]:
+    """A short connection for the commands that read (or tidy) a checkpoint: a missing or
+    unreadable file is one clear CheckpointError."""
     _require(path)
     try:
-        db = _connect(path, read_only=True)
+        db = _connect(path, read_only)
         try:
-            return _snapshot(db)
+            yield db
         finally:
             db.close()
     except (sqlite3.DatabaseError, KeyError) as exc:
@@ -293,50 +309,20 @@ def _require(path: Path) -> None:
 
 def read_errors(path: Path) -> dict[str, dict[str, Any]]:
     """Stored error records by batch ID, for `beanmill buried`."""
-    _require(path)
-    try:
-        db = _connect(path, read_only=True)
-        try:
-            return {b: json.loads(r) for b, r in db.execute("SELECT batch, record FROM errors")}
-        finally:
-            db.close()
-    except sqlite3.DatabaseError as exc:
-        raise _corrupt(path, exc) from None
+    with _opened(path) as db:
+        return {b: json.loads(r) for b, r in db.execute("SELECT batch, record FROM errors")}
 
 
 def forget_errors(path: Path, batches: Sequence[str]) -> int:
     """Drop the stored errors of these batches, whose jobs an operator deleted; how many.
 
     One short write transaction: safe while the reducer runs (it waits out a commit)."""
-    _require(path)
-    try:
-        db = _connect(path, read_only=False)
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                gone = sum(
-                    db.execute("DELETE FROM errors WHERE batch = ?", (b,)).rowcount for b in batches
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            return gone
-        finally:
-            db.close()
-    except sqlite3.DatabaseError as exc:
-        raise _corrupt(path, exc) from None
+    with _opened(path, read_only=False) as db, _write_transaction(db):
+        return sum(db.execute("DELETE FROM errors WHERE batch = ?", (b,)).rowcount for b in batches)
 
 
 def read_history(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(items, estimate) at every commit, oldest first, for the convergence plot."""
-    _require(path)
-    try:
-        db = _connect(path, read_only=True)
-        try:
-            rows = db.execute("SELECT items, estimate FROM history ORDER BY items, at")
-            return [(n, json.loads(e)) for n, e in rows]
-        finally:
-            db.close()
-    except sqlite3.DatabaseError as exc:
-        raise _corrupt(path, exc) from None
+    with _opened(path) as db:
+        rows = db.execute("SELECT items, estimate FROM history ORDER BY items, at")
+        return [(n, json.loads(e)) for n, e in rows]
