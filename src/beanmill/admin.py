@@ -294,21 +294,39 @@ def buried(
     )
 
 
-def _kick_one(client: greenstalk.Client[bytes], job_id: int, tube: str) -> str | None:
-    """Kick one buried job of `tube`; None when done, else why not, as one line."""
+def _gone(job_id: int) -> str:
+    return (
+        f"job {job_id} does not exist on this beanstalkd (done and deleted, or a wrong id): "
+        "see `beanmill buried` for the buried ones"
+    )
+
+
+def _not_buried_here(
+    client: greenstalk.Client[bytes], job_id: int, tube: str, refusal: str = ""
+) -> str | None:
+    """Why job_id is not a buried job of `tube`, as one line ending in `refusal`; None when
+    it is one."""
     try:
         st = client.stats_job(job_id)
-        if st["tube"] != tube:
-            return f"job {job_id} is in tube {st['tube']}, not {tube}: check the id and --job"
-        if st["state"] != "buried":
-            why = NOT_BURIED.get(st["state"], "there is nothing to requeue")
-            return f"job {job_id} is {st['state']}, not buried: {why}"
+    except greenstalk.NotFoundError:
+        return _gone(job_id)
+    if st["tube"] != tube:
+        return f"job {job_id} is in tube {st['tube']}, not {tube}: check the id and --job"
+    if st["state"] != "buried":
+        why = NOT_BURIED.get(st["state"], "only buried jobs qualify")
+        return f"job {job_id} is {st['state']}, not buried: {why}{refusal}"
+    return None
+
+
+def _kick_one(client: greenstalk.Client[bytes], job_id: int, tube: str) -> str | None:
+    """Kick one buried job of `tube`; None when done, else why not, as one line."""
+    problem = _not_buried_here(client, job_id, tube)
+    if problem is not None:
+        return problem
+    try:
         client.kick_job(job_id)
     except greenstalk.NotFoundError:
-        return (
-            f"job {job_id} does not exist on this beanstalkd (done and deleted, or a wrong "
-            "id): see `beanmill buried` for the buried ones"
-        )
+        return _gone(job_id)
     return None
 
 
@@ -366,22 +384,12 @@ def delete(
     problems: list[str] = []
     with _session(address) as client:
         for job_id in dict.fromkeys(job_ids):
+            problem = _not_buried_here(client, job_id, items, "; only buried jobs are deleted")
+            if problem is not None:
+                problems.append(problem)
+                continue
             try:
-                st = client.stats_job(job_id)
-                if st["tube"] != items:
-                    problems.append(
-                        f"job {job_id} is in tube {st['tube']}, not {items}: check the id and --job"
-                    )
-                    continue
-                if st["state"] != "buried":
-                    why = NOT_BURIED.get(st["state"], "it is work under way")
-                    problems.append(
-                        f"job {job_id} is {st['state']}, not buried: {why}; only buried "
-                        "jobs are deleted"
-                    )
-                    continue
-                body = client.peek(job_id).body
-                key, malformed = _error_key(body)
+                key, malformed = _error_key(client.peek(job_id).body)
                 if not malformed and not lose_items:
                     problems.append(
                         f"job {job_id} is batch {key}, which the total would never count: "
@@ -390,10 +398,7 @@ def delete(
                     continue
                 client.delete(job_id)
             except greenstalk.NotFoundError:
-                problems.append(
-                    f"job {job_id} does not exist on this beanstalkd (done and deleted, or a "
-                    "wrong id): see `beanmill buried` for the buried ones"
-                )
+                problems.append(_gone(job_id))
                 continue
             deleted.append(job_id)
             keys.append(key)

@@ -156,6 +156,14 @@ def _buried_lines(report: admin.BuriedReport, verbose: bool) -> list[str]:
     return lines
 
 
+def _fail_on(problems: tuple[str, ...]) -> None:
+    """One error line per job id not acted on; the last one sets the exit status (2)."""
+    if problems:
+        for problem in problems[:-1]:
+            click.echo(f"beanmill: error: {problem}", err=True)
+        raise BeanmillError(problems[-1])
+
+
 def register(group: click.Group) -> None:
     """Add stats, buried, requeue, delete and top to the `beanmill` group."""
     group.add_command(stats)
@@ -239,10 +247,7 @@ def requeue(
         raise BeanmillError("give --job-id or --max, not both")
     result = admin.requeue(beanstalkd, resolve_job(spec, job_name), job_ids, max_jobs)
     click.echo(f"kicked {result.kicked} buried jobs on {result.tube}")
-    if result.problems:
-        for problem in result.problems[:-1]:
-            click.echo(f"beanmill: error: {problem}", err=True)
-        raise BeanmillError(result.problems[-1])
+    _fail_on(result.problems)
 
 
 @click.command()
@@ -280,10 +285,7 @@ def delete(
     if checkpoint is not None:
         line += f", forgot {result.forgotten} stored errors"
     click.echo(line)
-    if result.problems:
-        for problem in result.problems[:-1]:
-            click.echo(f"beanmill: error: {problem}", err=True)
-        raise BeanmillError(result.problems[-1])
+    _fail_on(result.problems)
 
 
 @click.command()
