@@ -71,17 +71,7 @@ def test_a_full_disk_stops_the_reducer_cleanly_and_a_restart_finishes_exactly(
     )
     assert results["total-jobs"] > 0
     filler.unlink()
-    again = procs.beanmill(
-        "reducer",
-        SQUARES,
-        "--beanstalkd",
-        beanstalkd.address,
-        "--checkpoint",
-        str(ckpt),
-        "--commit-interval",
-        "0.2",
-        env=env,
-    )
+    again = procs.reducer(SQUARES, beanstalkd.address, ckpt, env=env)
     rc, _, err = finish(again, timeout=120)
     assert rc == 0, err
     snap = status(ckpt)

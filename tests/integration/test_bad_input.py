@@ -199,16 +199,7 @@ def test_a_result_whose_entries_overlap_is_buried_whole_and_a_repeat_entry_count
         client.put(encode_result(record))
     client.close()
     ckpt = tmp_path / "ck.sqlite"
-    reducer = procs.beanmill(
-        "reducer",
-        spec_ref("sums:Words"),
-        "--beanstalkd",
-        beanstalkd.address,
-        "--checkpoint",
-        str(ckpt),
-        "--commit-interval",
-        "0.2",
-    )
+    reducer = procs.reducer(spec_ref("sums:Words"), beanstalkd.address, ckpt)
     wait_for(lambda: ckpt.exists() and status(ckpt)["items"] == 2, what="c and d applied")
     assert status(ckpt)["total"] == 1100, "nothing of the overlapping result, c once"
     assert beanstalkd_counts(beanstalkd, "words.results")["current-jobs-buried"] == 1

@@ -43,17 +43,7 @@ def test_failing_batch_is_retried_then_buried_with_an_error_record(
         "0",
         env=env,
     )
-    reducer = procs.beanmill(
-        "reducer",
-        FLAKY,
-        "--beanstalkd",
-        beanstalkd.address,
-        "--checkpoint",
-        str(ckpt),
-        "--commit-interval",
-        "0.2",
-        env=env,
-    )
+    reducer = procs.reducer(FLAKY, beanstalkd.address, ckpt, env=env)
     wait_for(
         lambda: ckpt.exists() and status(ckpt)["errors"] == 1 and status(ckpt)["items"] == 450,
         what="9 batches applied, 1 error stored",

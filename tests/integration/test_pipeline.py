@@ -66,16 +66,7 @@ def test_bare_ids_from_a_raw_socket_producer_are_summed_once_each(
             assert reader.readline().startswith(b"INSERTED")
     ckpt = tmp_path / "ck.sqlite"
     words = spec_ref("sums:Words")
-    reducer = procs.beanmill(
-        "reducer",
-        words,
-        "--beanstalkd",
-        beanstalkd.address,
-        "--checkpoint",
-        str(ckpt),
-        "--commit-interval",
-        "0.2",
-    )
+    reducer = procs.reducer(words, beanstalkd.address, ckpt)
     procs.beanmill("consumer", words, "--beanstalkd", beanstalkd.address)
     wait_for(lambda: ckpt.exists() and status(ckpt)["items"] == 4, what="4 distinct items")
     assert status(ckpt)["total"] == 5 + 7 + 11 + 13
@@ -120,16 +111,7 @@ def test_malformed_bodies_are_buried_with_a_reason_and_the_consumer_stays_up(
     ckpt = tmp_path / "ck.sqlite"
     words = spec_ref("sums:Words")
     consumer = procs.beanmill("consumer", words, "--beanstalkd", beanstalkd.address)
-    reducer = procs.beanmill(
-        "reducer",
-        words,
-        "--beanstalkd",
-        beanstalkd.address,
-        "--checkpoint",
-        str(ckpt),
-        "--commit-interval",
-        "0.2",
-    )
+    reducer = procs.reducer(words, beanstalkd.address, ckpt)
     wait_for(
         lambda: beanstalkd_counts(beanstalkd, "words.items").get("current-jobs-buried") == len(bad),
         what="every bad body buried",
