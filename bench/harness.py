@@ -59,6 +59,34 @@ class Row:
         return " ".join(parts)
 
 
+def limit_row(
+    name: str,
+    workload: str,
+    measure: str,
+    value: float,
+    limit: float,
+    unit: str,
+    shown: str,
+    items_per_s: float | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Row:
+    """A row whose figure must stay under a limit: ratio = figure ÷ limit, met below 1."""
+    return Row(
+        name=name,
+        workload=workload,
+        measure=measure,
+        items_per_s=items_per_s,
+        baseline=f"limit_{limit:g}{unit}",
+        baseline_items_per_s=None,
+        ratio=value / limit,
+        target=f"< 1 (< {limit:g} {unit})",
+        met=value < limit,
+        shown=shown,
+        baseline_shown=f"{limit:g} {unit}",
+        extra=extra or {},
+    )
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"

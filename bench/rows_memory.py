@@ -15,6 +15,7 @@ from harness import (
     Context,
     Row,
     event_time,
+    limit_row,
     proc_status_kb,
     say,
 )
@@ -94,27 +95,24 @@ def producer_row(ctx: Context) -> None:
         first_put = event_time(d / "producer.log", "producer_started")
         fill_rate = jobs_at_fill * DEFAULT_BATCH_SIZE / max(1e-3, filled_at - first_put)
         peak_mb = hwm / 1024
-        ratio = peak_mb / 100
         ctx.out.add(
-            Row(
-                name="producer_rss",
-                workload=f"producer over range(10**8), --high-water {HIGH_WATER}, "
+            limit_row(
+                "producer_rss",
+                f"producer over range(10**8), --high-water {HIGH_WATER}, "
                 f"no consumers, {ctx.size.producer_s:.0f} s",
-                measure="peak RSS (VmHWM) of the producer ÷ 100 MB",
-                items_per_s=fill_rate,
-                baseline="limit_100MB",
-                baseline_items_per_s=None,
-                ratio=ratio,
-                target="< 1 (< 100 MB)",
-                met=ratio < 1,
+                "peak RSS (VmHWM) of the producer ÷ 100 MB",
+                peak_mb,
+                100,
+                "MB",
                 shown=f"{peak_mb:.1f} MB peak",
-                baseline_shown="100 MB",
+                items_per_s=fill_rate,
                 extra={
                     "producer_peak_rss_mb": peak_mb,
                     "startup_to_fill_s": filled_at - spawned,
                 },
             )
         )
+
         held_mb = ready_max * job_bytes / MB
         growth = (rss_max - rss_mid) / 1024
         bounded = ready_max <= HIGH_WATER + HIGH_WATER // 10 and growth < max(2.0, held_mb)

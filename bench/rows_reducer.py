@@ -11,8 +11,8 @@ import workloads
 from harness import (
     PY,
     Context,
-    Row,
     events,
+    limit_row,
     say,
 )
 
@@ -62,18 +62,15 @@ def reducer_row(ctx: Context) -> None:
     commit_ms = statistics.median(commit_s) * 1000
     cycle_ms = statistics.median(with_snap_s) * 1000
     ctx.out.add(
-        Row(
-            name="reducer_commit",
-            workload=f"checkpoint with {REDUCER_ITEMS:,} items, {seq:,} ledger batches",
-            measure=f"one Checkpoint.commit() of {STAGED_BATCHES} batches (median of 15) ÷ 20 ms",
-            items_per_s=STAGED_BATCHES * REDUCER_BATCH / (commit_ms / 1000),
-            baseline="limit_20ms",
-            baseline_items_per_s=None,
-            ratio=commit_ms / 20,
-            target="< 1 (< 20 ms)",
-            met=commit_ms < 20,
+        limit_row(
+            "reducer_commit",
+            f"checkpoint with {REDUCER_ITEMS:,} items, {seq:,} ledger batches",
+            f"one Checkpoint.commit() of {STAGED_BATCHES} batches (median of 15) ÷ 20 ms",
+            commit_ms,
+            20,
+            "ms",
             shown=f"{commit_ms:.2f} ms",
-            baseline_shown="20 ms",
+            items_per_s=STAGED_BATCHES * REDUCER_BATCH / (commit_ms / 1000),
             extra={
                 "commit_ms": commit_ms,
                 "commit_max_ms": max(commit_s) * 1000,
@@ -103,18 +100,14 @@ def reducer_row(ctx: Context) -> None:
         server.stop()
     resume_s = statistics.median(resume)
     ctx.out.add(
-        Row(
-            name="reducer_resume",
-            workload=f"`beanmill reducer` on the {REDUCER_ITEMS:,}-item checkpoint",
-            measure="process start → `reducer_started` log event ÷ 2 s",
-            items_per_s=None,
-            baseline="limit_2s",
-            baseline_items_per_s=None,
-            ratio=resume_s / 2,
-            target="< 1 (< 2 s)",
-            met=resume_s < 2,
+        limit_row(
+            "reducer_resume",
+            f"`beanmill reducer` on the {REDUCER_ITEMS:,}-item checkpoint",
+            "process start → `reducer_started` log event ÷ 2 s",
+            resume_s,
+            2,
+            "s",
             shown=f"{resume_s:.2f} s",
-            baseline_shown="2 s",
             extra={
                 "resume_s": resume_s,
                 "runs": resume,
