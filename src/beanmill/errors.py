@@ -25,3 +25,7 @@ class CursorError(BeanmillError):
 
 class MalformedMessage(BeanmillError):
     """A body on a tube is not something beanmill can use; it is buried, never crashes a role."""
+
+
+class CheckFailed(BeanmillError):
+    """A dry run of the job spec found a problem that a real run would hit hours in."""
