@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from beanmill import admin_cli, logs
+from beanmill import admin_cli, check_cli, logs
 from beanmill.checkpoint import read_snapshot
 from beanmill.config import add_env_vars, default_map, describe_sources, find_config, load_config
 from beanmill.ending import EndConditions
@@ -445,6 +445,7 @@ def plot(checkpoint: Path | None, data_dir: Path | None, output: Path, truth: fl
 
 
 admin_cli.register(cli)
+check_cli.register(cli)
 add_env_vars(cli)
 
 
