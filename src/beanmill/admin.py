@@ -25,9 +25,18 @@ from typing import TypedDict
 
 import greenstalk
 
-from beanmill.checkpoint import Snapshot, forget_errors, read_errors, read_snapshot
+from beanmill.checkpoint import (
+    Snapshot,
+    forget_errors,
+    read_errors,
+    read_failed,
+    read_snapshot,
+    requeue_failed,
+)
 from beanmill.errors import CheckpointError, MalformedMessage, QueueUnavailable, SpecError
 from beanmill.jobspec import TUBE_NAME
+from beanmill.jsontypes import Item
+from beanmill.outcomes import FailedItem, Retry
 from beanmill.queue import CONNECTION_ERRORS, connect
 from beanmill.wire import decode_batch, malformed_batch_id
 
@@ -85,15 +94,17 @@ class TubeRates(TypedDict):
 
 @dataclass(frozen=True)
 class BuriedJob:
-    """One buried job, described by the error the reducer stored for its batch if any."""
+    """One buried job, described by the error the reducer stored for its batch if any; or
+    one item that failed its last attempt (`job_id` None: the checkpoint keeps it, not a job)."""
 
-    job_id: int
+    job_id: int | None
     batch: str  # MALFORMED when the body is not a usable batch
     attempts: int | None  # None: no stored error says
     reason: str  # "failed", "malformed", or "unknown" (no stored error)
     exception: str
     host: str
     traceback: str
+    item: Item | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,7 @@ class BuriedReport:
     stale_errors: int  # stored errors whose job is no longer buried (requeued, or gone)
     results_buried: int  # malformed results the reducer buried on the results tube
     checkpoint: bool  # False: only peek-buried was available
+    failed_items: tuple[BuriedJob, ...] = ()  # items that failed their last attempt
 
 
 @dataclass(frozen=True)
@@ -282,7 +294,8 @@ def buried(
         found[oldest.id] = BuriedJob(
             oldest.id, _batch_of(oldest.body), None, "unknown", NO_STORED_ERROR, "", ""
         )
-    jobs = sorted(found.values(), key=lambda j: j.job_id)
+    jobs = sorted(found.values(), key=lambda j: j.job_id or 0)
+    failed = tuple(_failed_item(f) for f in read_failed(checkpoint)) if checkpoint else ()
     return BuriedReport(
         tube=items,
         buried=count,
@@ -291,7 +304,27 @@ def buried(
         stale_errors=stale,
         results_buried=results_buried,
         checkpoint=checkpoint is not None,
+        failed_items=failed,
     )
+
+
+def _failed_item(f: FailedItem) -> BuriedJob:
+    return BuriedJob(
+        job_id=None,
+        batch=f.batch,
+        attempts=f.attempts,
+        reason="failed",
+        exception=f.error,
+        host=f.host,
+        traceback=f.traceback,
+        item=f.item,
+    )
+
+
+def requeue_failed_items(checkpoint: Path, job: str) -> list[Retry]:
+    """Schedule the checkpoint's failed items again (the reducer puts them)."""
+    checkpoint_of(checkpoint, job)
+    return requeue_failed(checkpoint)
 
 
 def _gone(job_id: int) -> str:

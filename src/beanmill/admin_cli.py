@@ -6,18 +6,19 @@ spec's code can still run them).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from beanmill import admin
-from beanmill.checkpoint import Snapshot
+from beanmill import admin, datadir
+from beanmill.checkpoint import Snapshot, read_snapshot
 from beanmill.errors import BeanmillError
 from beanmill.jobspec import load_spec
 from beanmill.progress import duration
@@ -35,9 +36,16 @@ def job_options(fn: F) -> F:
     fn = click.option(
         "--beanstalkd",
         envvar="BEANMILL_BEANSTALKD",
-        required=True,
+        default=None,
         metavar="HOST:PORT",
         help="address of beanstalkd (env BEANMILL_BEANSTALKD)",
+    )(fn)
+    fn = click.option(
+        "--data-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        help="a `beanmill run` data dir, instead of --beanstalkd and --checkpoint: its live "
+        "beanstalkd, or one started on its binlog for this command",
     )(fn)
     fn = click.option(
         "--job",
@@ -53,6 +61,38 @@ def checkpoint_option(text: str) -> Callable[[F], F]:
     return click.option(
         "--checkpoint", type=click.Path(path_type=Path, dir_okay=False), default=None, help=text
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    address: str
+    job: str
+    checkpoint: Path | None
+
+
+@contextlib.contextmanager
+def target(
+    spec: str | None,
+    name: str | None,
+    beanstalkd: str | None,
+    data_dir: Path | None,
+    checkpoint: Path | None = None,
+) -> Iterator[Target]:
+    """Where an admin command acts: --beanstalkd (and --checkpoint), or a run's --data-dir,
+    whose job name the checkpoint tells when neither SPEC nor --job is given."""
+    if data_dir is None:
+        if beanstalkd is None:
+            raise BeanmillError("give --beanstalkd HOST:PORT, or --data-dir of a `beanmill run`")
+        yield Target(beanstalkd, resolve_job(spec, name), checkpoint)
+        return
+    if beanstalkd is not None or checkpoint is not None:
+        raise BeanmillError("--data-dir takes the place of --beanstalkd and --checkpoint")
+    ckpt = data_dir / datadir.CHECKPOINT
+    if spec is None and name is None and ckpt.is_file():
+        name = read_snapshot(ckpt).job
+    job = resolve_job(spec, name)
+    with datadir.queue_of(data_dir) as address:
+        yield Target(address, job, ckpt if ckpt.is_file() else None)
 
 
 def resolve_job(spec: str | None, name: str | None) -> str:
@@ -134,6 +174,16 @@ def _buried_lines(report: admin.BuriedReport, verbose: bool) -> list[str]:
         lines.append("    " + j.exception.replace("\n", "\n    "))
         if verbose and j.traceback:
             lines.append("    | " + j.traceback.rstrip().replace("\n", "\n    | "))
+    if report.failed_items:
+        lines.append(f"{len(report.failed_items)} items failed their last attempt (not counted):")
+    for f in report.failed_items:
+        lines.append(
+            f"item {json.dumps(f.item)}  batch {f.batch}  failed after "
+            f"{_count(f.attempts or 0, 'attempt')} on {f.host or '?'}"
+        )
+        lines.append("    " + f.exception.replace("\n", "\n    "))
+        if verbose and f.traceback:
+            lines.append("    | " + f.traceback.rstrip().replace("\n", "\n    | "))
     if len(report.jobs) < report.described:
         lines.append(f"(showing {len(report.jobs)} of {report.described}: raise --limit)")
     if not report.checkpoint:
@@ -176,10 +226,17 @@ def register(group: click.Group) -> None:
 @click.command()
 @job_options
 @click.option("--json", "as_json", is_flag=True, help="one JSON object")
-def stats(spec: str | None, job_name: str | None, beanstalkd: str, as_json: bool) -> None:
+def stats(
+    spec: str | None,
+    job_name: str | None,
+    beanstalkd: str | None,
+    data_dir: Path | None,
+    as_json: bool,
+) -> None:
     """Per tube: ready, reserved, delayed, buried, total and watching; and the server's
     version, uptime, binlog indexes, connections and TTR timeouts."""
-    data = admin.stats(beanstalkd, resolve_job(spec, job_name))
+    with target(spec, job_name, beanstalkd, data_dir) as t:
+        data = admin.stats(t.address, t.job)
     click.echo(json.dumps(data) if as_json else "\n".join(_stats_lines(data)))
 
 
@@ -194,7 +251,8 @@ def stats(spec: str | None, job_name: str | None, beanstalkd: str, as_json: bool
 def buried(
     spec: str | None,
     job_name: str | None,
-    beanstalkd: str,
+    beanstalkd: str | None,
+    data_dir: Path | None,
     checkpoint: Path | None,
     as_json: bool,
     limit: int | None,
@@ -205,15 +263,18 @@ def buried(
     beanstalkd cannot list buried jobs, so the list starts from the stored errors (each
     checked to be still buried, with the same batch); without --checkpoint only the oldest
     buried job is shown. Use the job ids with `beanmill requeue --job-id`."""
-    report = admin.buried(beanstalkd, resolve_job(spec, job_name), checkpoint, limit)
+    with target(spec, job_name, beanstalkd, data_dir, checkpoint) as t:
+        report = admin.buried(t.address, t.job, t.checkpoint, limit)
     if as_json:
-        click.echo(json.dumps([dataclasses.asdict(j) for j in report.jobs]))
+        every = [*report.jobs, *report.failed_items]
+        click.echo(json.dumps([dataclasses.asdict(j) for j in every]))
     else:
         click.echo("\n".join(_buried_lines(report, verbose)))
 
 
 @click.command()
 @job_options
+@checkpoint_option("the reducer's checkpoint: its failed items are requeued too")
 @click.option(
     "--job-id",
     "job_ids",
@@ -233,7 +294,9 @@ def buried(
 def requeue(
     spec: str | None,
     job_name: str | None,
-    beanstalkd: str,
+    beanstalkd: str | None,
+    data_dir: Path | None,
+    checkpoint: Path | None,
     job_ids: tuple[int, ...],
     max_jobs: int | None,
 ) -> None:
@@ -245,7 +308,15 @@ def requeue(
     malformed body fails again for sure: `beanmill delete` it instead."""
     if job_ids and max_jobs is not None:
         raise BeanmillError("give --job-id or --max, not both")
-    result = admin.requeue(beanstalkd, resolve_job(spec, job_name), job_ids, max_jobs)
+    with target(spec, job_name, beanstalkd, data_dir, checkpoint) as t:
+        result = admin.requeue(t.address, t.job, job_ids, max_jobs)
+        if t.checkpoint is not None and not job_ids:
+            retries = admin.requeue_failed_items(t.checkpoint, t.job)
+            items = sum(len(r.items) for r in retries)
+            click.echo(
+                f"requeued {items} failed items in {len(retries)} retry batches: the reducer "
+                "puts them at its next commit or start (run the same `beanmill run` again)"
+            )
     click.echo(f"kicked {result.kicked} buried jobs on {result.tube}")
     _fail_on(result.problems)
 
@@ -270,7 +341,8 @@ def requeue(
 def delete(
     spec: str | None,
     job_name: str | None,
-    beanstalkd: str,
+    beanstalkd: str | None,
+    data_dir: Path | None,
     checkpoint: Path | None,
     job_ids: tuple[int, ...],
     lose_items: bool,
@@ -280,9 +352,10 @@ def delete(
     Only buried jobs: a ready, reserved or delayed one is work under way. A usable batch
     needs --lose-items: its items are then missing from the total for good, and a job whose
     producer announced its size never completes (stop it with Ctrl-C or `done()`)."""
-    result = admin.delete(beanstalkd, resolve_job(spec, job_name), job_ids, checkpoint, lose_items)
+    with target(spec, job_name, beanstalkd, data_dir, checkpoint) as t:
+        result = admin.delete(t.address, t.job, job_ids, t.checkpoint, lose_items)
     line = f"deleted {len(result.deleted)} buried jobs"
-    if checkpoint is not None:
+    if t.checkpoint is not None:
         line += f", forgot {result.forgotten} stored errors"
     click.echo(line)
     _fail_on(result.problems)
@@ -309,7 +382,8 @@ def delete(
 def top(
     spec: str | None,
     job_name: str | None,
-    beanstalkd: str,
+    beanstalkd: str | None,
+    data_dir: Path | None,
     checkpoint: Path | None,
     interval: float,
     iterations: int | None,
@@ -318,7 +392,12 @@ def top(
 
     On a terminal the screen is redrawn; otherwise one block is printed per interval, so
     it tails well into a file or journald. Ctrl-C stops."""
-    name = resolve_job(spec, job_name)
+    with target(spec, job_name, beanstalkd, data_dir, checkpoint) as t:
+        _top(t, interval, iterations)
+
+
+def _top(t: Target, interval: float, iterations: int | None) -> None:
+    name, beanstalkd, checkpoint = t.job, t.address, t.checkpoint
     redraw = sys.stdout.isatty()
     before: tuple[float, admin.Stats, Snapshot | None] | None = None
     frame = 0

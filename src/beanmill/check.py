@@ -121,13 +121,12 @@ def quick_check(spec: Spec, sample: int = QUICK_SAMPLE) -> CheckReport:
 def run_check(spec: Spec, sample: int = DEFAULT_SAMPLE, seed: int = 0) -> CheckReport:
     """Map the first `sample` items as a consumer would, then check the values and the reduce.
 
-    Like the consumer, setup() runs on this thread and thread_setup() and map() on a worker
-    thread, so a resource that setup() opens for one thread only fails here as it would there.
+    Like the consumer at --threads 1, setup(), thread_setup() and map() run on one worker
+    thread, so a resource that setup() opens (a sqlite3 connection) is usable in map().
     """
     found = _Findings()
     files = _spec_files(spec)
     try:
-        _call("setup()", spec.setup, files)
         items = _sample(spec, sample, files, found)
         if not items:
             found.lines.append("items(): none, so map() and reduce() were not tried")
@@ -194,6 +193,7 @@ def _map_on_worker(
 
 
 def _map_sample(spec: Spec, items: list[Item], files: frozenset[str], found: _Findings) -> _MapRun:
+    _call("setup()", spec.setup, files)
     thread_setup = spec.thread_setup
     if thread_setup is not None:
         _call("thread_setup()", thread_setup, files)

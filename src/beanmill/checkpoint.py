@@ -12,14 +12,15 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from beanmill.errors import CheckpointError
 from beanmill.files import ensure_private_dir, fsync_dir
 from beanmill.jsontypes import JSON
-from beanmill.wire import BARE_PREFIX, EndRecord, ErrorRecord
+from beanmill.outcomes import FailedItem, Retry
+from beanmill.wire import BARE_PREFIX, RETRY_SUFFIX, EndRecord, ErrorRecord, retry_batch_id
 
 SCHEMA_VERSION = 1
 
@@ -32,6 +33,11 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE TABLE IF NOT EXISTS errors (
     batch TEXT PRIMARY KEY, job_id INTEGER, reason TEXT, record TEXT NOT NULL,
     updated_at REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending (
+    batch TEXT PRIMARY KEY, record TEXT NOT NULL, put INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS failed (
+    batch TEXT NOT NULL, item TEXT NOT NULL, record TEXT NOT NULL, failed_at REAL NOT NULL,
+    PRIMARY KEY (batch, item)) WITHOUT ROWID;
 """
 
 
@@ -52,16 +58,25 @@ class Snapshot:
     estimate: dict[str, JSON] | None
     created_at: float
     updated_at: float
+    #: Retry batches in the ledger: they count items, not batches of the producer's layout.
+    retry_batches: int = 0
+    #: Retry batches scheduled and not applied yet: the job is not finished while any are.
+    pending: int = 0
+    failed_items: int = 0
 
     @property
     def producer_batches(self) -> int:
-        return self.batches - self.bare_batches
+        return self.batches - self.bare_batches - self.retry_batches
 
     @property
     def complete(self) -> bool:
         if self.stopped_because is not None:
             return True
-        return self.end_batches is not None and self.producer_batches >= self.end_batches
+        return (
+            self.end_batches is not None
+            and self.producer_batches >= self.end_batches
+            and self.pending == 0
+        )
 
     def as_json(self) -> dict[str, JSON]:
         return {
@@ -73,6 +88,8 @@ class Snapshot:
             "end_items": self.end_items,
             "complete": self.complete,
             "errors": self.errors,
+            "failed_items": self.failed_items,
+            "retries_pending": self.pending,
             "stopped_because": self.stopped_because,
             "estimate": self.estimate,
             "updated_at": self.updated_at,
@@ -119,6 +136,7 @@ class Checkpoint:
             raise _corrupt(path, exc) from None
         try:
             self._verify(job)  # before any write: a foreign file is refused untouched
+            self.db.executescript(SCHEMA)  # tables added since 0.1, on an older checkpoint
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = FULL")
         except (sqlite3.DatabaseError, CheckpointError) as exc:
@@ -152,14 +170,33 @@ class Checkpoint:
 
     def applied(self, batch_ids: Iterable[str]) -> set[str]:
         """Which of these batches the ledger already holds."""
+        return self._found("ledger", batch_ids)
+
+    def _found(self, table: str, batch_ids: Iterable[str]) -> set[str]:
         ids = list(batch_ids)
         found: set[str] = set()
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(f"SELECT batch FROM ledger WHERE batch IN ({marks})", chunk)
+            rows = self.db.execute(f"SELECT batch FROM {table} WHERE batch IN ({marks})", chunk)
             found.update(row[0] for row in rows)
         return found
+
+    def pending(self, batch_ids: Iterable[str]) -> set[str]:
+        """Which of these retry batches are scheduled and not applied yet."""
+        return self._found("pending", batch_ids)
+
+    def unput_retries(self) -> list[Retry]:
+        """Retries committed but not yet put on the queue (or put by a reducer that died
+        before noting it: a second copy is a duplicate, which the ledger absorbs)."""
+        rows = self.db.execute("SELECT batch, record FROM pending WHERE put = 0 ORDER BY batch")
+        return [_retry(b, r) for b, r in rows]
+
+    def mark_put(self, batch_ids: Sequence[str]) -> None:
+        with _write_transaction(self.db):
+            self.db.executemany(
+                "UPDATE pending SET put = 1 WHERE batch = ?", [(b,) for b in batch_ids]
+            )
 
     def commit(
         self,
@@ -172,8 +209,12 @@ class Checkpoint:
         layout: str | None = None,
         stopped_because: str | None = None,
         estimate: dict[str, JSON] | None = None,
+        retries: Sequence[Retry] = (),
+        failed: Sequence[FailedItem] = (),
     ) -> None:
-        """One transaction: new total, its batches in the ledger, errors; all or nothing."""
+        """One transaction: new total, its batches in the ledger, errors, the retries and
+        failed items its batches left; all or nothing. A retry batch applied here leaves
+        `pending`."""
         now = time.time()
         meta: dict[str, Any] = {"total": total, "items": items, "updated_at": now}
         if end is not None:
@@ -200,6 +241,25 @@ class Checkpoint:
                 )
                 self.db.executemany(
                     "DELETE FROM errors WHERE batch = ?", [(b,) for b, _ in applied]
+                )
+                self.db.executemany(
+                    "DELETE FROM pending WHERE batch = ?",
+                    [(b,) for b, _ in applied if b.endswith(RETRY_SUFFIX)],
+                )
+                self.db.executemany(
+                    "INSERT INTO pending(batch, record, put) VALUES (?, ?, 0)",
+                    [
+                        (
+                            r.batch,
+                            _retry_json(r),
+                        )
+                        for r in retries
+                    ],
+                )
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO failed(batch, item, record, failed_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    [(f.batch, json.dumps(f.item), json.dumps(asdict(f)), now) for f in failed],
                 )
                 if estimate is not None and applied:
                     self.db.execute(
@@ -257,11 +317,14 @@ def _snapshot(db: sqlite3.Connection) -> Snapshot:
     db.execute("BEGIN")
     try:
         meta = _read_meta(db)
-        batches, bare = db.execute(
-            "SELECT count(*), count(*) FILTER (WHERE batch >= ? AND batch < ?) FROM ledger",
-            (BARE_PREFIX, BARE_PREFIX[:-1] + chr(ord(BARE_PREFIX[-1]) + 1)),
+        batches, bare, retry = db.execute(
+            "SELECT count(*), count(*) FILTER (WHERE batch >= ? AND batch < ?), "
+            "count(*) FILTER (WHERE batch LIKE ?) FROM ledger",
+            (BARE_PREFIX, BARE_PREFIX[:-1] + chr(ord(BARE_PREFIX[-1]) + 1), "%" + RETRY_SUFFIX),
         ).fetchone()
         (errors,) = db.execute("SELECT count(*) FROM errors").fetchone()
+        pending = _count_rows(db, "pending")
+        failed = _count_rows(db, "failed")
     finally:
         db.execute("COMMIT")
     return Snapshot(
@@ -278,7 +341,28 @@ def _snapshot(db: sqlite3.Connection) -> Snapshot:
         estimate=meta.get("estimate"),
         created_at=meta.get("created_at", 0.0),
         updated_at=meta.get("updated_at", 0.0),
+        retry_batches=retry,
+        pending=pending,
+        failed_items=failed,
     )
+
+
+def _count_rows(db: sqlite3.Connection, table: str) -> int:
+    """Rows of a table added since 0.1; an older checkpoint, read-only, has none."""
+    try:
+        (n,) = db.execute(f"SELECT count(*) FROM {table}").fetchone()
+    except sqlite3.OperationalError:
+        return 0
+    return int(n)
+
+
+def _retry_json(r: Retry) -> str:
+    return json.dumps({"items": list(r.items), "attempt": r.attempt, "delay": r.delay})
+
+
+def _retry(batch: str, record: str) -> Retry:
+    obj = json.loads(record)
+    return Retry(batch, tuple(obj["items"]), int(obj["attempt"]), int(obj["delay"]))
 
 
 def read_snapshot(path: Path) -> Snapshot:
@@ -326,3 +410,52 @@ def read_history(path: Path) -> list[tuple[int, dict[str, Any]]]:
     with _opened(path) as db:
         rows = db.execute("SELECT items, estimate FROM history ORDER BY items, at")
         return [(n, json.loads(e)) for n, e in rows]
+
+
+def read_failed(path: Path) -> list[FailedItem]:
+    """Items that failed their last attempt, for `beanmill buried`."""
+    with _opened(path) as db:
+        try:
+            rows = db.execute("SELECT record FROM failed ORDER BY batch, item").fetchall()
+        except sqlite3.OperationalError:
+            return []  # a checkpoint from before per-item failures
+        return [FailedItem(**json.loads(r)) for (r,) in rows]
+
+
+def _unused_requeue_id(db: sqlite3.Connection, batch: str) -> str:
+    """`<batch>+<n>~`: a retry batch ID no ledger entry or schedule has used (items of one
+    batch may be requeued in several goes)."""
+    n = 1
+    while True:
+        candidate = retry_batch_id(f"{batch}+{n}")
+        used = db.execute(
+            "SELECT 1 FROM ledger WHERE batch = ? UNION ALL SELECT 1 FROM pending WHERE batch = ?",
+            (candidate, candidate),
+        ).fetchone()
+        if used is None:
+            return candidate
+        n += 1
+
+
+def requeue_failed(path: Path, items: Sequence[str] | None = None) -> list[Retry]:
+    """Schedule failed items again, attempt 0, as the retry batch of the batch they failed in
+    (an ID never used before); the reducer puts them at its next start
+    or commit. `items`: only these item IDs (as text); None: all. Safe while the reducer runs."""
+    retries: list[Retry] = []
+    with _opened(path, read_only=False) as db, _write_transaction(db):
+        by_batch: dict[str, list[tuple[str, FailedItem]]] = {}
+        for key, record in db.execute("SELECT item, record FROM failed ORDER BY batch, item"):
+            failed = FailedItem(**json.loads(record))
+            if items is None or str(failed.item) in items:
+                by_batch.setdefault(failed.batch, []).append((key, failed))
+        for batch, entries in by_batch.items():
+            retry = Retry(_unused_requeue_id(db, batch), tuple(f.item for _, f in entries), 0, 0)
+            db.execute(
+                "INSERT OR REPLACE INTO pending(batch, record, put) VALUES (?, ?, 0)",
+                (retry.batch, _retry_json(retry)),
+            )
+            db.executemany(
+                "DELETE FROM failed WHERE batch = ? AND item = ?", [(batch, k) for k, _ in entries]
+            )
+            retries.append(retry)
+    return retries

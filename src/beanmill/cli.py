@@ -14,11 +14,11 @@ from typing import Any, TypeVar
 
 import click
 
-from beanmill import admin_cli, check_cli, logs
+from beanmill import admin_cli, check_cli, exitcodes, logs
 from beanmill.checkpoint import read_snapshot
 from beanmill.config import add_env_vars, default_map, describe_sources, find_config, load_config
 from beanmill.ending import EndConditions
-from beanmill.errors import BeanmillError
+from beanmill.errors import BeanmillError, UserCodeError
 from beanmill.jobspec import load_spec
 from beanmill.signals import install_stop_handlers
 from beanmill.source import DEFAULT_BATCH_SIZE
@@ -192,6 +192,27 @@ def show_config(ctx: click.Context, commands: tuple[str, ...]) -> None:
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
 @click.option("--log-format", default="auto", type=click.Choice(["auto", "json", "console"]))
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="tries per item before it counts as failed",
+)
+@click.option(
+    "--retry-delay",
+    type=click.IntRange(0),
+    default=1,
+    show_default=True,
+    help="seconds before an item's first retry; doubles each attempt",
+)
+@click.option(
+    "--map-timeout",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="seconds one map() may run before its item fails like an exception",
+)
+@click.option("--no-check", is_flag=True, help="skip the quick check of the spec at start")
 def run(
     spec: str,
     data_dir: Path | None,
@@ -209,12 +230,23 @@ def run(
     progress_file: Path | None,
     log_level: str,
     log_format: str,
+    max_attempts: int,
+    retry_delay: int,
+    map_timeout: float | None,
+    no_check: bool,
 ) -> None:
-    """Run SPEC to the end on this machine (Ctrl-C stops; the same command resumes)."""
+    """Run SPEC to the end on this machine (Ctrl-C stops; the same command resumes).
+
+    Exit status: 0 every item counted; 3 finished with failed items; 4 an error in the
+    spec's code; 2 a usage or configuration error; 130 stopped before the end."""
     from beanmill.run import RunOptions, run_job
 
     logs.configure(log_level, log_format, role="run")
     loaded = load_spec(spec)
+    if not no_check:
+        from beanmill.check import quick_check
+
+        quick_check(loaded).raise_if_failed()
     opts = RunOptions(
         data_dir=data_dir or Path("beanmill-data") / loaded.name,
         consumers=consumers,
@@ -228,6 +260,9 @@ def run(
         ending=EndConditions(max_items, until_ci, until_rel_ci),
         progress_file=progress_file,
         log_level=log_level,
+        max_attempts=max_attempts,
+        retry_delay=retry_delay,
+        map_timeout=map_timeout,
     )
     sys.exit(run_job(loaded, opts, install_stop_handlers()))
 
@@ -457,6 +492,9 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except UserCodeError as exc:
+        print(f"beanmill: error in the job spec's code: {exc}", file=sys.stderr)
+        sys.exit(exitcodes.USER_CODE)
     except BeanmillError as exc:
         print(f"beanmill: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(exitcodes.USAGE)

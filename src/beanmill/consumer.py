@@ -11,27 +11,29 @@ import socket
 import sys
 import threading
 import time
-import traceback
 from dataclasses import dataclass, replace
 
 import greenstalk
 import structlog
 
 from beanmill.crashpoint import crashpoint
-from beanmill.errors import MalformedMessage
+from beanmill.errors import MalformedMessage, QueueLost, UserCodeError
 from beanmill.jobspec import Spec
 from beanmill.jsontypes import JSON, Item
-from beanmill.mapping import Mapper
+from beanmill.mapping import Failed, Mapper, Outcome, summary
 from beanmill.notify import Notifier
-from beanmill.queue import CONNECTION_ERRORS, Queue
+from beanmill.queue import Queue
 from beanmill.signals import StopRequested, interruptible
+from beanmill.storm import Storm
+from beanmill.usercode import user_frame
 from beanmill.wire import (
     Batch,
     ErrorRecord,
+    Failure,
     Partial,
     Partials,
     decode_batch,
-    encode_batch,
+    dumps,
     encode_result,
     malformed_batch_id,
 )
@@ -67,15 +69,33 @@ class Consumer:
         self.queue = Queue(
             address, use=self.results_tube, watch=self.items_tube, retry_s=opts.connect_retry
         )
-        self.mapper = Mapper(spec.map, opts.threads, opts.map_timeout, spec.thread_setup)
+        self.mapper = Mapper(spec.map, opts.threads, opts.map_timeout, self._thread_setup)
+        self.storm = Storm()
         self.host = socket.gethostname()
         self.jobs_done = 0
         self.finished_seen = False
         self.notifier = Notifier()
         self.last_finished_check = 0.0
 
+    def _thread_setup(self) -> None:
+        """At --threads 1 setup() runs in the one map thread, so what it opens is usable in
+        map() (a sqlite3 connection refuses other threads); thread_setup() runs in each."""
+        if self.opts.threads == 1:
+            self.spec.setup()
+        hook = self.spec.thread_setup
+        if hook is not None:
+            hook()
+
+    def _start_user_code(self) -> None:
+        try:
+            if self.opts.threads > 1:
+                self.spec.setup()
+            self.mapper.start()
+        except Exception as exc:
+            raise UserCodeError(f"setup() of {self.spec.ref} failed: {user_frame(exc)}") from None
+
     def run(self) -> int:
-        self.spec.setup()
+        self._start_user_code()
         log.info("consumer_started", tube=self.items_tube, threads=self.opts.threads)
         self.notifier.ready()
         idle_since = time.monotonic()
@@ -102,13 +122,14 @@ class Consumer:
                         break
                     continue
                 self.handle(job)
+                self.storm.pause_if_storming(self.stop, self.notifier.watchdog)
                 self.jobs_done += 1
                 if self.jobs_done % 100 == 1:
                     self.notifier.status(f"{self.jobs_done:,} jobs done")
                 idle_since = time.monotonic()
             except StopRequested:
                 break  # nothing held: the connection is closed below, mid-reply or not
-            except CONNECTION_ERRORS:
+            except QueueLost:
                 if not self.queue.reconnect(self.stop, self.notifier.watchdog):
                     break
         self.notifier.stopping()
@@ -153,36 +174,24 @@ class Consumer:
     def _process(self, group: list[tuple[greenstalk.Job[bytes], Batch]]) -> None:
         """Map, reduce per job, put one result for the group, then delete the group.
 
-        A failure in a group of several is pinned on its batch by doing each job alone."""
+        Items whose map() raised travel in the partial as failures: the reducer applies the
+        good ones and schedules a retry of the rest (or keeps them as failed, at the last
+        attempt) in one commit, so a batch handed out twice never counts an item twice."""
         jobs = [job for job, _ in group]
+        outcomes = self._map_jobs(jobs, [i for _, batch in group for i in batch.items])
+        partials, start = [], 0
+        for _, batch in group:
+            end = start + len(batch.items)
+            partials.append(self._partial(batch, outcomes[start:end]))
+            start = end
+        self.storm.record(outcomes)
+        record = partials[0] if len(partials) == 1 else Partials(tuple(partials))
         try:
-            values = self._map_jobs(jobs, [i for _, batch in group for i in batch.items])
-            partials, start = [], 0
-            for _, batch in group:
-                end = start + len(batch.items)
-                value = self.spec.reduce(values[start:end])
-                partials.append(Partial((batch.batch,), len(batch.items), value))
-                start = end
-            record = partials[0] if len(partials) == 1 else Partials(tuple(partials))
-            body = encode_result(record)
-            self.queue.put(self.results_tube, body, ttr=self.opts.result_ttr)
-        except Exception as exc:
-            if isinstance(exc, CONNECTION_ERRORS):
-                raise
-            if len(group) > 1:
-                for one in group:
-                    self._process([one])
-                return
-            job, batch = group[0]
-            if isinstance(exc, greenstalk.JobTooBigError):
-                exc = ValueError(
-                    f"the partial is {len(body)} bytes, over beanstalkd's max job size: make "
-                    "reduce() return something smaller (a top-k instead of every value)"
-                )
-                self._fail(job, batch, exc, final=True)
-            else:
-                self._fail(job, batch, exc)
-            return
+            self.queue.put(self.results_tube, encode_result(record), ttr=self.opts.result_ttr)
+        except greenstalk.JobTooBigError:
+            for (job, batch), partial in zip(group, partials, strict=True):
+                if not self._put_alone(job, batch, partial):
+                    jobs.remove(job)  # buried instead
         crashpoint("consumer.after_put")
         lost = len(jobs) - self.queue.delete_many([job.id for job in jobs])
         if lost:
@@ -192,9 +201,76 @@ class Consumer:
                 hint="TTR expired or beanstalkd restarted; the duplicate is absorbed",
             )
         crashpoint("consumer.after_delete")
-        log.debug("jobs_done", jobs=len(jobs), items=len(values))
+        for partial in partials:
+            self._log_failures(partial)
+        log.debug("jobs_done", jobs=len(jobs), items=len(outcomes))
 
-    def _map_jobs(self, jobs: list[greenstalk.Job[bytes]], items: list[Item]) -> list[JSON]:
+    def _partial(self, batch: Batch, outcomes: list[Outcome]) -> Partial:
+        """The batch's partial over its good items, with its failed items grouped by error."""
+        good = [o for o in outcomes if not isinstance(o, Failed)]
+        failures: dict[str, tuple[Failed, list[Item]]] = {}
+        for item, outcome in zip(batch.items, outcomes, strict=True):
+            if isinstance(outcome, Failed):
+                failures.setdefault(outcome.error, (outcome, []))[1].append(item)
+        value: JSON = None
+        if good:
+            try:
+                value = self.spec.reduce(good)
+                dumps(value)  # NaN, a set: the reducer could not take it either
+            except Exception as exc:  # the user's reduce(): every item of the batch fails
+                why = Failed.of(exc)
+                failures = {why.error: (why, list(batch.items))}
+                good, value = [], None
+        return Partial(
+            batches=(batch.batch,),
+            items=len(good),
+            value=value,
+            failed=tuple(Failure(f.error, f.traceback, tuple(i)) for f, i in failures.values()),
+            attempt=batch.attempt,
+            retry_delay=min(self.opts.retry_delay * 2**batch.attempt, RETRY_DELAY_MAX_S),
+            final=batch.attempt + 1 >= self.opts.max_attempts,
+            host=self.host,
+        )
+
+    def _put_alone(self, job: greenstalk.Job[bytes], batch: Batch, partial: Partial) -> bool:
+        """A partial over beanstalkd's -z: its batch fails for good (reduce() must return
+        something smaller), with tracebacks cut until the record fits; False if even the
+        bare list of items cannot fit, and the job was buried instead."""
+        error = (
+            f"the partial is over beanstalkd's max job size: make reduce() return something "
+            f"smaller (a top-k instead of every value); {partial.failed_items} items failed too"
+        )
+        if partial.items == 0:
+            error = partial.failed[0].error if partial.failed else error
+        failure = Failure(error, "", batch.items)
+        whole = replace(partial, items=0, value=None, failed=(failure,), final=True)
+        for candidate in (partial, whole):
+            try:
+                self.queue.put(
+                    self.results_tube, encode_result(candidate), ttr=self.opts.result_ttr
+                )
+                return True
+            except greenstalk.JobTooBigError:
+                continue
+        self._bury_with_error(job, batch, ValueError(error))
+        return False
+
+    def _log_failures(self, partial: Partial) -> None:
+        if not partial.failed:
+            return
+        bound = log.bind(
+            batch=partial.batches[0],
+            attempt=partial.attempt + 1,
+            items=partial.failed_items,
+            item=str(partial.failed[0].items[0])[:80],
+            error=partial.failed[0].error[:300],
+        )
+        if partial.final:
+            bound.error("items_failed", hint="fix the cause, then `beanmill requeue`")
+        else:
+            bound.warning("items_failed_retrying", delay_s=partial.retry_delay)
+
+    def _map_jobs(self, jobs: list[greenstalk.Job[bytes]], items: list[Item]) -> list[Outcome]:
         """Map the items, touching the jobs at half their TTR so long batches are not re-run."""
         started = last_touch = time.monotonic()
         touch_every: float | None = None
@@ -212,39 +288,19 @@ class Consumer:
 
         return self.mapper.map(items, keep_alive)
 
-    def _fail(
-        self, job: greenstalk.Job[bytes], batch: Batch, exc: Exception, final: bool = False
-    ) -> None:
-        """Retry later with a growing delay; after the last attempt, bury and tell the reducer.
-
-        Attempts are counted in the body (a copy with attempt + 1), not by beanstalkd, whose
-        counters do not survive a restart.
-        """
-        attempts = batch.attempt + 1
-        bound = log.bind(
-            batch=batch.batch, job_id=job.id, attempt=attempts, error=f"{type(exc).__name__}: {exc}"
-        )
-        if attempts < self.opts.max_attempts and not final:
-            delay = min(self.opts.retry_delay * 2**batch.attempt, RETRY_DELAY_MAX_S)
-            retry = Batch(batch.batch, batch.items, attempt=attempts)
-            ttr = self.queue.ttr(job)
-            self.queue.put(self.items_tube, encode_batch(retry), delay=delay, ttr=ttr)
-            crashpoint("consumer.after_retry_put")
-            self.queue.delete(job.id)
-            bound.warning("batch_failed_retrying", delay_s=delay)
-            return
+    def _bury_with_error(self, job: greenstalk.Job[bytes], batch: Batch, exc: Exception) -> None:
         record = ErrorRecord(
             batch=batch.batch,
             job_id=job.id,
-            attempts=attempts,
+            attempts=batch.attempt + 1,
             reason="failed",
             exception=f"{type(exc).__name__}: {exc}",
-            traceback=_summary(exc),
+            traceback=summary(exc),
             host=self.host,
         )
         self._put_error(record)
         self.queue.bury(job)
-        bound.error("batch_buried", hint="fix the cause, then `beanmill requeue`")
+        log.error("batch_buried", batch=batch.batch, job_id=job.id, error=record.exception)
 
     def _bury_malformed(self, job: greenstalk.Job[bytes], reason: str) -> None:
         """Unusable bodies are kept (buried) for an operator to inspect, never dropped."""
@@ -269,12 +325,6 @@ class Consumer:
         except greenstalk.JobTooBigError:
             short = replace(record, exception=record.exception[:200], traceback="")
             self.queue.put(self.results_tube, encode_result(short), ttr=self.opts.result_ttr)
-
-
-def _summary(exc: BaseException, limit: int = 2000) -> str:
-    """The last frames of the traceback: enough to find the line, small enough for a job."""
-    text = "".join(traceback.format_exception(exc, limit=-4))
-    return text[-limit:]
 
 
 def run_consumer(spec: Spec, address: str, opts: ConsumerOptions, stop: threading.Event) -> int:

@@ -23,6 +23,17 @@ class CursorError(BeanmillError):
     """The producer's cursor file is corrupt or belongs to another run."""
 
 
+class QueueLost(BeanmillError):
+    """The connection to beanstalkd broke mid-command: the only error a role reconnects on.
+
+    Raised by the queue layer alone, so an OSError or ConnectionError from the user's own
+    map() (a missing file, their database) is never taken for a lost queue."""
+
+
+class UserCodeError(BeanmillError):
+    """The user's code failed where no run can go on: importing the spec, setup(), items()."""
+
+
 class MalformedMessage(BeanmillError):
     """A body on a tube is not something beanmill can use; it is buried, never crashes a role."""
 

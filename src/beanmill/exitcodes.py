@@ -1,15 +1,14 @@
-"""Exit codes with names: one table for every command and for systemd's
-RestartPreventExitStatus=."""
+"""Named exit codes: one table for every command and for systemd's RestartPreventExitStatus=."""
 
-#: Every item counted, or the command did what it was asked.
+#: Every item counted (or the role stopped cleanly when asked to).
 OK = 0
-#: beanmill itself failed (the queue, the disk, a bug): worth a restart.
+#: An unexpected crash: a bug in beanmill, or a fault it does not know; a restart may help.
 ERROR = 1
-#: A usage or configuration error: the same command will fail again.
+#: A usage or configuration error (a bad flag, address, data dir or checkpoint): fix, then rerun.
 USAGE = 2
-#: Finished, but some items failed for good (buried): see `beanmill buried`.
+#: The job finished, but some items failed their last attempt: fix, `requeue`, run again.
 FAILED_ITEMS = 3
-#: The user's code (the job spec) failed: fix it before running again.
+#: The user's own code failed where no run can go on (import, setup(), items()).
 USER_CODE = 4
-#: Stopped by SIGINT or SIGTERM; the same command resumes.
+#: Stopped by a signal (Ctrl-C, SIGTERM) before the job's end: the same command resumes.
 STOPPED = 130

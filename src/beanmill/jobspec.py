@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from beanmill.errors import SpecError
+from beanmill.errors import SpecError, UserCodeError
 from beanmill.jsontypes import JSON, Item
+from beanmill.usercode import user_frame
 
 TUBE_NAME = re.compile(r"^[A-Za-z0-9+/;.$_()][A-Za-z0-9+/;.$_()-]{0,150}$")
 
@@ -119,7 +120,10 @@ class Spec:
         return f"{self.name}.control"
 
     def items(self) -> Iterable[Item]:
-        items: Iterable[Item] = self.obj.items()
+        try:
+            items: Iterable[Item] = self.obj.items()
+        except Exception as exc:
+            raise UserCodeError(f"items() of {self.ref} raised: {user_frame(exc)}") from None
         return items
 
     def map(self, item: Item) -> JSON:
@@ -184,12 +188,25 @@ def _import_module(where: str) -> Any:
             raise SpecError(f"cannot load {where} as Python")
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            del sys.modules[module_name]
+            raise _import_failed(where, exc) from exc
         return module
     try:
         return importlib.import_module(where)
-    except ImportError as exc:
-        raise SpecError(f"cannot import {where}: {exc} (SPEC is package.module:NAME)") from None
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and where.startswith(exc.name):
+            raise SpecError(f"cannot import {where}: {exc} (SPEC is package.module:NAME)") from None
+        raise _import_failed(where, exc) from exc
+    except Exception as exc:
+        raise _import_failed(where, exc) from exc
+
+
+def _import_failed(where: str, exc: Exception) -> UserCodeError:
+    """The spec's own code failed while importing: the error at the user's line."""
+    return UserCodeError(f"job spec {where} failed to import: {user_frame(exc)}")
 
 
 def load_spec(ref: str) -> Spec:
@@ -205,5 +222,8 @@ def load_spec(ref: str) -> Spec:
     except AttributeError:
         raise SpecError(f"{where} has no {attr!r}") from None
     if isinstance(obj, type):
-        obj = obj()
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise UserCodeError(f"{ref}() raised: {user_frame(exc)}") from exc
     return Spec(obj, ref)

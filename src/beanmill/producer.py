@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
@@ -15,12 +15,13 @@ import structlog
 
 from beanmill.crashpoint import crashpoint
 from beanmill.cursor import Cursor, check_resumable, load_cursor, save_cursor
-from beanmill.errors import SpecError
+from beanmill.errors import BeanmillError, QueueLost, SpecError, UserCodeError
 from beanmill.jobspec import Spec
 from beanmill.jsontypes import Item
 from beanmill.notify import Notifier
-from beanmill.queue import CONNECTION_ERRORS, Queue
+from beanmill.queue import Queue
 from beanmill.source import DEFAULT_BATCH_SIZE, Layout, batches, population_size
+from beanmill.usercode import user_frame
 from beanmill.wire import Batch, EndRecord, encode_batch, encode_result
 
 log = structlog.get_logger()
@@ -92,7 +93,7 @@ class Producer:
         next_batch, count, jobs = cursor.next_batch, cursor.items_put, cursor.jobs_put
         last_save = time.monotonic()
         budget = 0  # puts left before the next high-water check
-        for seq, chunk in batches(items, self.layout, cursor.next_batch):
+        for seq, chunk in self._user_batches(items, cursor.next_batch):
             if self.stop.is_set():
                 return _at(cursor, next_batch, count, jobs)
             if budget <= 0:
@@ -120,6 +121,21 @@ class Producer:
             raise SpecError(f"items() gave {count} items but its len() says {total}")
         return replace(_at(cursor, next_batch, count, jobs), finished=True)
 
+    def _user_batches(self, items: Iterable[Item], start: int) -> Iterator[tuple[int, list[Item]]]:
+        """batches(), where an exception raised while iterating items() is the user's."""
+        stream = batches(items, self.layout, start)
+        while True:
+            try:
+                yield next(stream)
+            except StopIteration:
+                return
+            except BeanmillError:
+                raise
+            except Exception as exc:
+                raise UserCodeError(
+                    f"items() of {self.spec.ref} raised while iterating: {user_frame(exc)}"
+                ) from None
+
     def _retrying(self, action: Callable[[], T]) -> T | None:
         """Run a queue action, reconnecting on loss; None if told to stop before it ran.
 
@@ -128,7 +144,7 @@ class Producer:
         while True:
             try:
                 return action()
-            except CONNECTION_ERRORS:
+            except QueueLost:
                 if not self.queue.reconnect(self.stop, self.notifier.watchdog):
                     return None
 

@@ -13,7 +13,7 @@ import greenstalk
 import structlog
 
 from beanmill import pipeline
-from beanmill.errors import BeanmillError, QueueUnavailable
+from beanmill.errors import BeanmillError, QueueLost, QueueUnavailable
 
 DEFAULT_PRIORITY = 2**31
 CONNECT_TIMEOUT_S = 5.0
@@ -30,6 +30,15 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 log = structlog.get_logger()
+
+
+@contextlib.contextmanager
+def lost_on_error(address: str) -> Iterator[None]:
+    """Turn socket and protocol failures into QueueLost: roles catch that, and only that."""
+    try:
+        yield
+    except CONNECTION_ERRORS as exc:
+        raise QueueLost(f"lost beanstalkd at {address} ({type(exc).__name__}: {exc})") from exc
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -119,16 +128,18 @@ class Queue:
         ttr: int = 60,
         priority: int = DEFAULT_PRIORITY,
     ) -> int:
-        if tube != self._using:
-            self.client.use(tube)
-            self._using = tube
-        job_id: int = self.client.put(body, priority=priority, delay=delay, ttr=ttr)
+        with lost_on_error(self.address):
+            if tube != self._using:
+                self.client.use(tube)
+                self._using = tube
+            job_id: int = self.client.put(body, priority=priority, delay=delay, ttr=ttr)
         return job_id
 
     def reserve(self, timeout: int) -> greenstalk.Job[bytes] | None:
         """A job, or None when none came within `timeout` seconds."""
         try:
-            job: greenstalk.Job[bytes] = self.client.reserve(timeout=timeout)
+            with lost_on_error(self.address):
+                job: greenstalk.Job[bytes] = self.client.reserve(timeout=timeout)
         except (greenstalk.TimedOutError, greenstalk.DeadlineSoonError):
             return None
         return job
@@ -136,7 +147,8 @@ class Queue:
     def delete(self, job_id: int) -> bool:
         """False when the job is gone already (TTR expired and it was handed out again)."""
         try:
-            self.client.delete(job_id)
+            with lost_on_error(self.address):
+                self.client.delete(job_id)
         except greenstalk.NotFoundError:
             return False
         return True
@@ -150,43 +162,56 @@ class Queue:
         return [first, *self.reserve_many_ready(most - 1)]
 
     def reserve_many_ready(self, most: int) -> list[greenstalk.Job[bytes]]:
-        return pipeline.reserve_ready(self.client, most)
+        with lost_on_error(self.address):
+            return pipeline.reserve_ready(self.client, most)
 
     def delete_many(self, job_ids: list[int]) -> int:
-        return pipeline.delete_many(self.client, job_ids)
+        with lost_on_error(self.address):
+            return pipeline.delete_many(self.client, job_ids)
 
     def touch_many(self, job_ids: list[int]) -> int:
-        return pipeline.touch_many(self.client, job_ids)
+        with lost_on_error(self.address):
+            return pipeline.touch_many(self.client, job_ids)
 
     def put_many(
         self, tube: str, bodies: list[bytes], *, ttr: int, priority: int = DEFAULT_PRIORITY
     ) -> list[int]:
-        if tube != self._using:
-            self.client.use(tube)
-            self._using = tube
-        return pipeline.put_many(self.client, bodies, priority=priority, ttr=ttr)
+        with lost_on_error(self.address):
+            if tube != self._using:
+                self.client.use(tube)
+                self._using = tube
+            return pipeline.put_many(self.client, bodies, priority=priority, ttr=ttr)
 
     def bury(self, job: greenstalk.Job[bytes]) -> None:
-        self.client.bury(job, priority=DEFAULT_PRIORITY)
+        with lost_on_error(self.address):
+            self.client.bury(job, priority=DEFAULT_PRIORITY)
+
+    def release(self, job: greenstalk.Job[bytes], delay: int) -> None:
+        """Back to ready after `delay` s, no attempt counted (the job was not at fault)."""
+        with lost_on_error(self.address):
+            self.client.release(job, priority=DEFAULT_PRIORITY, delay=delay)
 
     def touch(self, job: greenstalk.Job[bytes]) -> None:
-        self.client.touch(job)
+        with lost_on_error(self.address):
+            self.client.touch(job)
 
     def ttr(self, job: greenstalk.Job[bytes]) -> int:
-        return int(self.client.stats_job(job)["ttr"])
+        with lost_on_error(self.address):
+            return int(self.client.stats_job(job)["ttr"])
 
     def drain(self, tube: str) -> int:
         """Delete every ready, delayed and buried job of a tube (reserved ones stay)."""
-        self.client.use(tube)
-        self._using = tube
-        deleted = 0
-        for peek in (self.client.peek_ready, self.client.peek_delayed, self.client.peek_buried):
-            while True:
-                try:
-                    job = peek()
-                except greenstalk.NotFoundError:
-                    break
-                deleted += self.delete(job.id)
+        with lost_on_error(self.address):
+            self.client.use(tube)
+            self._using = tube
+            deleted = 0
+            for peek in (self.client.peek_ready, self.client.peek_delayed, self.client.peek_buried):
+                while True:
+                    try:
+                        job = peek()
+                    except greenstalk.NotFoundError:
+                        break
+                    deleted += self.delete(job.id)
         return deleted
 
     def has_ready(self, tube: str) -> bool:
@@ -194,7 +219,8 @@ class Queue:
 
     def stats_tube(self, tube: str) -> dict[str, Any]:
         try:
-            stats: dict[str, Any] = dict(self.client.stats_tube(tube))
+            with lost_on_error(self.address):
+                stats: dict[str, Any] = dict(self.client.stats_tube(tube))
         except greenstalk.NotFoundError:
             return {}
         return stats

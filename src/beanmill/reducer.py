@@ -2,10 +2,13 @@
 
 Commit-then-delete is the order that makes a crash harmless: results applied but not yet
 deleted come back, and the ledger (committed with the total) says they are already in it.
+The fold itself (dedup, layout, retries, failed items) is `fold.py`; when to commit is
+`commit_policy.py`; this module is the loop that talks to beanstalkd.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
@@ -17,35 +20,26 @@ from typing import TextIO
 import greenstalk
 import structlog
 
+from beanmill import exitcodes
 from beanmill.checkpoint import Checkpoint, Snapshot
+from beanmill.commit_policy import Staging, commit_due, interval
 from beanmill.crashpoint import crashpoint
 from beanmill.ending import EndConditions, Estimator, half_width, stop_reason
-from beanmill.errors import MalformedMessage
+from beanmill.errors import QueueLost
+from beanmill.fold import Fold
 from beanmill.jobspec import Progress, Spec
-from beanmill.jsontypes import JSON
 from beanmill.notify import Notifier
+from beanmill.outcomes import Retry
 from beanmill.progress import progress_line
-from beanmill.queue import CONNECTION_ERRORS, Queue
-from beanmill.source import layout_of, population_size
-from beanmill.wire import (
-    EndRecord,
-    ErrorRecord,
-    FinishedRecord,
-    Partial,
-    Partials,
-    decode_result,
-    encode_finished,
-)
+from beanmill.queue import Queue
+from beanmill.source import population_size
+from beanmill.wire import Batch, FinishedRecord, encode_batch, encode_finished
 
 log = structlog.get_logger()
 
-MAX_STAGED_JOBS = 5000
 RESERVE_AT_ONCE = 200
-EARLY_COMMIT_ITEMS = 1000
-#: Caught up (the results tube ran dry) with work staged, the reducer commits after this
-#: share of --commit-interval instead of all of it: status and the job's end come promptly,
-#: while a trickle of results still costs at most 1/(share x interval) commits per second.
-CAUGHT_UP_SHARE = 0.05
+#: A retry put on the items tube gets this TTR when the producer's is unknown.
+RETRY_TTR = 60
 
 
 @dataclass(frozen=True)
@@ -56,19 +50,6 @@ class ReducerOptions:
     ending: EndConditions = field(default_factory=EndConditions)
     progress_file: Path | None = None
     connect_retry: float = 0.0
-
-
-@dataclass
-class Staged:
-    """Work reserved since the last commit: lost (and handed out again) if we die."""
-
-    job_ids: list[int] = field(default_factory=list)
-    partials: list[JSON] = field(default_factory=list)
-    applied: dict[str, int] = field(default_factory=dict)
-    errors: dict[str, ErrorRecord] = field(default_factory=dict)
-    items: int = 0
-    end: EndRecord | None = None
-    layout: str | None = None
 
 
 class Reducer:
@@ -82,13 +63,13 @@ class Reducer:
         out: TextIO,
     ) -> None:
         self.spec, self.opts, self.stop, self.out = spec, opts, stop, out
-        self.results_tube = spec.tubes[1]
+        self.items_tube, self.results_tube = spec.tubes
         self.queue = Queue(
             address, use=self.results_tube, watch=self.results_tube, retry_s=opts.connect_retry
         )
         self.ckpt = Checkpoint(checkpoint, spec.name)
         self.snap = self.ckpt.snapshot()
-        self.staged = Staged()
+        self.fold = Fold(self.ckpt, self.snap, spec.rereduce)
         self.population = population_size(spec.items())
         self.estimator = _estimator(spec, self.population)
         self.last_half: float | None = None
@@ -98,108 +79,88 @@ class Reducer:
         self.last_commit = self.last_progress = time.monotonic()
         self.caught_up = False
 
-    # -- folding ---------------------------------------------------------------------------
-
     def _stage(self, job: greenstalk.Job[bytes]) -> None:
-        try:
-            record = decode_result(job.body)
-            if isinstance(record, Partial):
-                self._stage_partials((record,))
-            elif isinstance(record, Partials):
-                self._stage_partials(record.entries)
-            elif isinstance(record, ErrorRecord):
-                if not self.ckpt.applied([record.batch]) and record.batch not in (
-                    self.staged.applied
-                ):
-                    self.staged.errors[record.batch] = record
-            elif isinstance(record, EndRecord):
-                self.staged.end = record
-        except MalformedMessage as exc:
+        reason = self.fold.stage(job.id, job.body)
+        if reason is not None:
             self.queue.bury(job)
-            log.error("result_malformed_buried", job_id=job.id, reason=str(exc))
-            return
-        self.staged.job_ids.append(job.id)
-
-    def _check_layout(self, batch_ids: list[str]) -> None:
-        layouts = {lay for b in batch_ids if (lay := layout_of(b)) is not None}
-        known = self.staged.layout or self.snap.layout
-        if layouts and (len(layouts) > 1 or (known is not None and layouts != {known})):
-            raise MalformedMessage(
-                f"batch layout {sorted(layouts)} differs from this checkpoint's {known!r}: the "
-                "producer was restarted with another --batch-size/--order/--seed"
-            )
-
-    def _new_entries(self, partials: tuple[Partial, ...]) -> list[Partial]:
-        """The entries not applied yet; raises, before anything is staged, for a result that
-        must not be applied at all. One ledger lookup for the whole result job."""
-        every = [b for p in partials for b in p.batches]
-        self._check_layout(every)
-        seen = self.ckpt.applied(every) | (set(every) & self.staged.applied.keys())
-        new = []
-        for partial in partials:
-            batches = set(partial.batches)
-            overlap = batches & seen
-            if overlap and overlap != batches:
-                # A partial is applied whole or not at all; half of one cannot be taken apart.
-                raise MalformedMessage(
-                    f"partial overlaps the ledger: {len(overlap)} of its {len(batches)} "
-                    f"batches are in already, {sorted(batches - overlap)[:5]} are not"
-                )
-            if overlap:
-                log.debug("duplicate_skipped", batches=len(batches))
-            else:
-                new.append(partial)
-                seen |= batches  # a later entry of the same result may name them again
-        return new
-
-    def _stage_partials(self, partials: tuple[Partial, ...]) -> None:
-        """A result job is applied whole: every entry is checked before any is staged."""
-        for partial in self._new_entries(partials):
-            if self.staged.layout is None and self.snap.layout is None:
-                self.staged.layout = next(
-                    (lay for b in partial.batches if (lay := layout_of(b)) is not None), None
-                )
-            per_batch = partial.items // len(partial.batches)
-            for b in partial.batches:
-                self.staged.applied[b] = per_batch
-                self.staged.errors.pop(b, None)
-            self.staged.partials.append(partial.value)
-            self.staged.items += partial.items
-
-    def _total(self) -> JSON:
-        if not self.staged.partials:
-            return self.snap.total
-        if self.snap.batches == 0:
-            return self.spec.rereduce(self.staged.partials)
-        return self.spec.rereduce([self.snap.total, *self.staged.partials])
+            log.error("result_malformed_buried", job_id=job.id, reason=reason)
 
     def commit(self, stopped_because: str | None = None) -> None:
-        staged = self.staged
-        if not staged.job_ids and stopped_because is None:
+        if not self.fold.job_count and stopped_because is None:
             return
-        total = self._total()
+        change = self.fold.build()
         estimate = None
-        if self.estimator is not None and (self.snap.batches or staged.applied):
-            estimate = self.estimator.estimate(total)
+        if self.estimator is not None and (self.snap.batches or change.applied):
+            estimate = self.estimator.estimate(change.total)
         self.ckpt.commit(
-            total=total,
+            total=change.total,
             estimate=estimate,
-            items=self.snap.items + staged.items,
-            applied=list(staged.applied.items()),
-            errors=list(staged.errors.values()),
-            end=staged.end,
-            layout=staged.layout,
+            items=change.items,
+            applied=change.applied,
+            errors=change.errors,
+            end=change.end,
+            layout=change.layout,
             stopped_because=stopped_because,
+            retries=change.retries,
+            failed=change.failed,
         )
         crashpoint("reducer.after_commit")
         self.snap = self.ckpt.snapshot()
-        self.staged = Staged()
+        self.fold.reset(self.snap)
         self.last_commit = time.monotonic()
-        log.debug("checkpoint_committed", batches=len(staged.applied), jobs=len(staged.job_ids))
-        half = len(staged.job_ids) // 2
-        self.queue.delete_many(staged.job_ids[:half])
+        log.debug("checkpoint_committed", batches=len(change.applied), jobs=len(change.job_ids))
+        for bury in change.buried:
+            self._bury_id(bury.job_id)
+            log.error("result_unfoldable_buried", job_id=bury.job_id, reason=bury.reason)
+        half = len(change.job_ids) // 2
+        self.queue.delete_many(change.job_ids[:half])
         crashpoint("reducer.mid_delete")
-        self.queue.delete_many(staged.job_ids[half:])
+        self.queue.delete_many(change.job_ids[half:])
+        if change.failed:
+            log.error(
+                "items_failed",
+                items=len(change.failed),
+                first=str(change.failed[0].item)[:80],
+                error=change.failed[0].error[:200],
+                hint="see `beanmill buried`; fix the cause, then `beanmill requeue`",
+            )
+        self.put_retries()
+
+    def _bury_id(self, job_id: int) -> None:
+        # Its reservation may have ended (TTR, restart): then it comes back, judged again.
+        with contextlib.suppress(greenstalk.NotFoundError):
+            self.queue.bury(greenstalk.Job(job_id, b""))
+
+    def put_retries(self) -> None:
+        """Put the retry batches committed but not yet on the queue, then note them as put.
+
+        Dying in between puts them twice at the next start: their IDs are fixed, so the
+        second copy is a duplicate, which the ledger absorbs."""
+        retries = self.ckpt.unput_retries()
+        if not retries:
+            return
+        put = []
+        for retry in retries:
+            if self._put_retry(retry):
+                put.append(retry.batch)
+        crashpoint("reducer.after_retry_put")
+        self.ckpt.mark_put([r.batch for r in retries])
+        log.info("retries_scheduled", batches=len(put), items=sum(len(r.items) for r in retries))
+
+    def _put_retry(self, retry: Retry) -> bool:
+        body = encode_batch(Batch(retry.batch, retry.items, attempt=retry.attempt))
+        try:
+            self.queue.put(self.items_tube, body, delay=retry.delay, ttr=RETRY_TTR)
+        except greenstalk.JobTooBigError:
+            log.error(
+                "retry_too_big",
+                batch=retry.batch,
+                bytes=len(body),
+                hint="its items no longer fit one job with beanstalkd's -z: they stay "
+                "scheduled; start beanstalkd with a larger -z",
+            )
+            return False
+        return True
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -240,22 +201,13 @@ class Reducer:
         self.last_progress = time.monotonic()
 
     def _due(self) -> bool:
-        staged = self.staged
-        if not staged.job_ids:
-            return False
-        if len(staged.job_ids) >= MAX_STAGED_JOBS or staged.end is not None:
-            return True
-        if staged.items >= max(EARLY_COMMIT_ITEMS, self.snap.items):
-            return True  # doubling: early estimates (and their plot) come at log-spaced sizes
-        if self.snap.end_batches is not None and (
-            self.snap.producer_batches + len(staged.applied) >= self.snap.end_batches
-        ):
-            return True
-        return time.monotonic() - self.last_commit >= self._interval()
+        fold = self.fold
+        staging = Staging(fold.job_count, fold.items, fold.batch_count, fold.end_staged)
+        since = time.monotonic() - self.last_commit
+        return commit_due(staging, self.snap, since, self.opts.commit_interval, self.caught_up)
 
     def _interval(self) -> float:
-        share = CAUGHT_UP_SHARE if self.caught_up else 1.0
-        return share * self.opts.commit_interval
+        return interval(self.opts.commit_interval, self.caught_up)
 
     def _stop_reason(self) -> str | None:
         """An end condition that holds now, for a job that is not finished already."""
@@ -271,8 +223,9 @@ class Reducer:
         if self.snap.complete:
             self.print_progress("already " + _state(self.snap))
             self._announce_finished()
-            return 0
+            return _exit_code(self.snap)
         log.info("reducer_started", items=self.snap.items, batches=self.snap.batches)
+        self.put_retries()
         while not self.stop.is_set():
             self.notifier.watchdog()
             if self._due():
@@ -286,7 +239,7 @@ class Reducer:
             if time.monotonic() - self.last_progress >= self.opts.progress_interval:
                 self.print_progress()
             timeout = 1
-            if self.staged.job_ids and self.caught_up:
+            if self.fold.job_count and self.caught_up:
                 # Wait out the short caught-up interval, then commit unless more came.
                 self.stop.wait(max(0.0, self.last_commit + self._interval() - time.monotonic()))
                 timeout = 0
@@ -296,9 +249,9 @@ class Reducer:
                 for job in jobs:
                     crashpoint("reducer.after_reserve")
                     self._stage(job)
-            except CONNECTION_ERRORS:
+            except QueueLost:
                 # Uncommitted work is dropped: its results come back to a new connection.
-                self.staged = Staged()
+                self.fold.reset(self.snap)
                 if not self.queue.reconnect(self.stop, self.notifier.watchdog):
                     break
         if self.stop.is_set():
@@ -308,7 +261,7 @@ class Reducer:
         if self.snap.complete:
             self._announce_finished()
         log.info("reducer_stopped", items=self.snap.items, complete=self.snap.complete)
-        return 0
+        return _exit_code(self.snap) if self.snap.complete else exitcodes.OK
 
     def _announce_finished(self) -> None:
         """Tell producers and consumers on every host, through the control tube, and remove
@@ -321,7 +274,7 @@ class Reducer:
             if self.snap.stopped_because is not None:
                 drained = self.queue.drain(self.spec.tubes[0])
                 log.info("items_drained", jobs=drained, reason=reason)
-        except CONNECTION_ERRORS:
+        except QueueLost:
             log.warning("finished_not_announced", hint="the next reducer start announces it")
 
     def close(self) -> None:
@@ -332,7 +285,14 @@ class Reducer:
 def _state(snap: Snapshot) -> str:
     if snap.stopped_because is not None:
         return f"stopped early ({snap.stopped_because})"
+    if snap.complete and snap.failed_items:
+        return f"finished with {snap.failed_items:,} failed items"
     return "complete" if snap.complete else "stopped"
+
+
+def _exit_code(snap: Snapshot) -> int:
+    """A finished job's code: failed items make `&& next_step` stop."""
+    return exitcodes.FAILED_ITEMS if snap.failed_items else exitcodes.OK
 
 
 def _estimator(spec: Spec, population: int | None) -> Estimator | None:

@@ -20,12 +20,13 @@ from pathlib import Path
 
 import structlog
 
-from beanmill.checkpoint import read_snapshot
+from beanmill import datadir, exitcodes
+from beanmill.checkpoint import Snapshot, read_snapshot
 from beanmill.ending import EndConditions
 from beanmill.errors import BeanmillError
 from beanmill.jobspec import Spec
 from beanmill.queue import connect
-from beanmill.server import Beanstalkd, start_private
+from beanmill.server import Beanstalkd, die_with_parent, start_private
 from beanmill.source import DEFAULT_BATCH_SIZE
 
 log = structlog.get_logger()
@@ -40,6 +41,8 @@ RESTART_WINDOW_S = 30.0
 #: A role restarted while run restarts beanstalkd waits for it instead of failing.
 CONNECT_RETRY_S = 60
 MAX_RESULT_CHARS = 400
+#: Role exits that a restart cannot fix: `run` ends with the same code.
+FATAL_EXITS = (exitcodes.USAGE, exitcodes.USER_CODE)
 
 
 @dataclass(frozen=True)
@@ -57,14 +60,17 @@ class RunOptions:
     progress_file: Path | None = None
     log_level: str = "warning"
     progress_interval: float = 2.0
+    max_attempts: int = 3
+    retry_delay: int = 1
+    map_timeout: float | None = None
 
     @property
     def checkpoint(self) -> Path:
-        return self.data_dir / "checkpoint.sqlite"
+        return self.data_dir / datadir.CHECKPOINT
 
     @property
     def cursor(self) -> Path:
-        return self.data_dir / "cursor.json"
+        return self.data_dir / datadir.CURSOR
 
 
 @dataclass
@@ -79,7 +85,11 @@ class Role:
     finished: bool = False
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL)
+        """In a process group of its own, so a terminal's Ctrl-C reaches only `run`, which
+        asks each role to stop once; a role dies with `run` (PR_SET_PDEATHSIG)."""
+        self.proc = subprocess.Popen(
+            self.argv, stdin=subprocess.DEVNULL, process_group=0, preexec_fn=die_with_parent
+        )
 
     def signal(self, signum: int) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -89,6 +99,7 @@ class Role:
 def _argv(role: str, spec: Spec, address: str, opts: RunOptions) -> list[str]:
     base = [
         sys.executable,
+        "-P",  # never import from the current directory (a stray structlog.py there)
         "-m",
         "beanmill",
         role,
@@ -116,7 +127,16 @@ def _argv(role: str, spec: Spec, address: str, opts: RunOptions) -> list[str]:
             *(["--seed", str(opts.seed)] if opts.seed is not None else []),
         ]
     if role == "consumer":
-        return [*base, "--threads", str(opts.threads)]
+        return [
+            *base,
+            "--threads",
+            str(opts.threads),
+            "--max-attempts",
+            str(opts.max_attempts),
+            "--retry-delay",
+            str(opts.retry_delay),
+            *(["--map-timeout", str(opts.map_timeout)] if opts.map_timeout else []),
+        ]
     ending = opts.ending
     limits = [
         (flag, str(value))
@@ -138,8 +158,9 @@ def _argv(role: str, spec: Spec, address: str, opts: RunOptions) -> list[str]:
     ]
 
 
-def _final(opts: RunOptions) -> None:
-    """The total as JSON, or where to get it when it is too long to read on a terminal."""
+def _final(opts: RunOptions) -> int:
+    """Print the total as JSON (or where to get it when it is too long for a terminal) and
+    what failed; the run's exit code."""
     snap = read_snapshot(opts.checkpoint)
     text = json.dumps(snap.total)
     if len(text) > MAX_RESULT_CHARS:
@@ -147,10 +168,36 @@ def _final(opts: RunOptions) -> None:
     print(f"result: {text}", flush=True)
     if snap.estimate is not None:
         print(f"estimate: {json.dumps(snap.estimate)}", flush=True)
+    return _failures(snap, opts)
+
+
+def _failures(snap: Snapshot, opts: RunOptions) -> int:
+    if not snap.failed_items:
+        return exitcodes.OK
+    print(
+        f"finished with {snap.failed_items:,} failed items (not counted): see them with "
+        f"`beanmill buried --data-dir {opts.data_dir}`; fix the cause, then "
+        f"`beanmill requeue --data-dir {opts.data_dir}` and run this command again",
+        file=sys.stderr,
+        flush=True,
+    )
+    return exitcodes.FAILED_ITEMS
+
+
+def _make_data_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        probe = path / ".writable"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise BeanmillError(
+            f"cannot use data dir {path} ({exc.strerror or exc}): pass a --data-dir you can write"
+        ) from None
 
 
 def run_job(spec: Spec, opts: RunOptions, stop: threading.Event) -> int:
-    opts.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _make_data_dir(opts.data_dir)
     if opts.checkpoint.exists():
         snap = read_snapshot(opts.checkpoint)
         if snap.job != spec.name:
@@ -164,15 +211,15 @@ def run_job(spec: Spec, opts: RunOptions, stop: threading.Event) -> int:
                 f"(data in {opts.data_dir}; delete it to run again)",
                 flush=True,
             )
-            _final(opts)
-            return 0
+            return _final(opts)
         print(f"[{spec.name}] resuming: {snap.items:,} items already applied", flush=True)
     server: Beanstalkd | None = None
     address = opts.beanstalkd
     if address is None:
-        server = start_private(opts.data_dir / "binlog")
+        server = start_private(opts.data_dir / datadir.BINLOG)
         address = server.address
         log.info("beanstalkd_started", address=address, binlog=str(server.binlog_dir))
+        datadir.write_address(opts.data_dir, address)
     else:
         connect(address).close()  # fail now, with the clear message, not in every child
     # The reducer starts last: the work can begin without it, its results wait on the queue.
@@ -189,6 +236,7 @@ def run_job(spec: Spec, opts: RunOptions, stop: threading.Event) -> int:
             role.signal(signal.SIGTERM)
         _wait_all(roles)
         if server is not None:
+            datadir.forget_address(opts.data_dir)
             server.stop()
 
 
@@ -248,11 +296,11 @@ def _supervise(
             rc = role.proc.poll()
             if rc is None or role.finished:
                 continue
-            if rc == 0:
+            if rc == 0 or (role is reducer and rc == exitcodes.FAILED_ITEMS):
                 role.finished = True
                 continue
-            if rc == 2:
-                return 2  # the role printed a one-line error (bad spec, corrupt checkpoint)
+            if rc in FATAL_EXITS:
+                return rc  # the role printed a one-line error (bad spec, corrupt checkpoint)
             if rc > 0:  # it failed by itself; a death by signal (OOM, kill) is not its fault
                 now = time.monotonic()
                 role.failures = [t for t in role.failures if now - t < RESTART_WINDOW_S]
@@ -266,10 +314,10 @@ def _supervise(
             log.warning("role_restarted", role=role.name, exit=rc, restarts=role.restarts)
             role.start()
         if reducer.finished:
-            _final(opts)
-            return 0
+            return _final(opts)
+    print("stopping: finishing the batches in hand; press Ctrl-C again to stop now", flush=True)
     for role in roles:
         role.signal(signal.SIGTERM)
     _wait_all(roles)
     print("stopped: run the same command again to resume", flush=True)
-    return 0
+    return exitcodes.STOPPED

@@ -16,6 +16,15 @@ from beanmill.errors import QueueUnavailable
 START_TIMEOUT_S = 10.0
 
 
+def die_with_parent() -> None:
+    """In a child before exec: SIGTERM (a clean stop) when its parent dies, even by SIGKILL."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -41,6 +50,8 @@ class Beanstalkd:
     port: int
     host: str = "127.0.0.1"
     extra_args: tuple[str, ...] = ()
+    #: A private server ends with the process that started it, even one killed by SIGKILL.
+    die_with_parent: bool = False
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -65,6 +76,7 @@ class Beanstalkd:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=die_with_parent if self.die_with_parent else None,
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         delay = 0.001  # it listens within milliseconds: a first nap of 20 ms was most of its start
@@ -116,7 +128,11 @@ def start_private(
     last: QueueUnavailable | None = None
     for _ in range(5):
         server = Beanstalkd(
-            binlog_dir=binlog_dir, port=free_port(host), host=host, extra_args=extra_args
+            binlog_dir=binlog_dir,
+            port=free_port(host),
+            host=host,
+            extra_args=extra_args,
+            die_with_parent=True,
         )
         try:
             return server.start()

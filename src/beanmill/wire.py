@@ -18,6 +18,10 @@ from beanmill.jsontypes import JSON, Item
 VERSION = 1
 MAX_BATCH_ID_CHARS = 200
 BARE_PREFIX = "i-"
+#: A retry batch is its parent's ID plus this: deterministic, so duplicates are absorbed.
+RETRY_SUFFIX = "~"
+#: Counts must fit SQLite's INTEGER (and mean something): a forged 10**30 is malformed.
+MAX_COUNT = 2**53
 
 
 @dataclass(frozen=True)
@@ -31,12 +35,37 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class Failure:
+    """Items of one batch whose map() raised the same error: kept apart, never counted."""
+
+    error: str  # "FileNotFoundError: [Errno 2] ... 'x.txt'"
+    traceback: str  # the last frames, enough to find the line
+    items: tuple[Item, ...]
+
+
+@dataclass(frozen=True)
 class Partial:
-    """A consumer's reduced value for one or more batches."""
+    """A consumer's reduced value for one or more batches.
+
+    `items` counts the items folded into `value` (none: `value` is null and not folded). A
+    partial of one batch may also name the items that failed: the reducer applies the batch
+    for its good items and, in the same commit, either schedules the failed ones as the
+    batch's retry (`<batch>~`, `attempt + 1`, after `retry_delay` s) or, when `final`, keeps
+    them as failed items. One record decides the split, so a batch handed out twice can never
+    count an item twice or lose one."""
 
     batches: tuple[str, ...]
     items: int
     value: JSON
+    failed: tuple[Failure, ...] = ()
+    attempt: int = 0
+    retry_delay: int = 0
+    final: bool = False
+    host: str = ""
+
+    @property
+    def failed_items(self) -> int:
+        return sum(len(f.items) for f in self.failed)
 
 
 @dataclass(frozen=True)
@@ -111,6 +140,15 @@ def malformed_batch_id(body: bytes) -> str:
     return "m-" + hashlib.sha256(body).hexdigest()[:32]
 
 
+def retry_batch_id(batch_id: str) -> str:
+    """The batch that retries `batch_id`'s failed items."""
+    return batch_id + RETRY_SUFFIX
+
+
+def is_retry(batch_id: str) -> bool:
+    return batch_id.endswith(RETRY_SUFFIX)
+
+
 def bare_batch_id(text: str) -> str:
     """Deterministic ID for a bare item, so a foreign producer's duplicates are absorbed too."""
     return BARE_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
@@ -138,8 +176,8 @@ def _batch_id(value: Any) -> str:
 
 def _count(obj: dict[str, Any], key: str) -> int:
     value = obj.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise MalformedMessage(f"{key!r} must be a non-negative integer")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < MAX_COUNT:
+        raise MalformedMessage(f"{key!r} must be an integer from 0 to 2**53")
     return value
 
 
@@ -181,7 +219,13 @@ def decode_batch(body: bytes) -> Batch:
 
 
 def _partial_fields(p: Partial) -> dict[str, Any]:
-    return {"batches": list(p.batches), "items": p.items, "value": p.value}
+    fields: dict[str, Any] = {"batches": list(p.batches), "items": p.items, "value": p.value}
+    if p.failed:
+        fields["failed"] = [
+            {"error": f.error, "traceback": f.traceback, "items": list(f.items)} for f in p.failed
+        ]
+        fields.update(attempt=p.attempt, retry_delay=p.retry_delay, final=p.final, host=p.host)
+    return fields
 
 
 def encode_result(record: Result) -> bytes:
@@ -194,15 +238,7 @@ def encode_result(record: Result) -> bytes:
             }
         )
     if isinstance(record, Partial):
-        return dumps(
-            {
-                "v": VERSION,
-                "type": "partial",
-                "batches": list(record.batches),
-                "items": record.items,
-                "value": record.value,
-            }
-        )
+        return dumps({"v": VERSION, "type": "partial", **_partial_fields(record)})
     if isinstance(record, ErrorRecord):
         return dumps(
             {
@@ -235,9 +271,37 @@ def _decode_partial(obj: Any) -> Partial:
         raise MalformedMessage("'batches' must be a non-empty list of batch ids")
     if "value" not in obj:
         raise MalformedMessage("a partial needs a 'value'")
+    ids = tuple(_batch_id(b) for b in batches)
+    failed = _failures(obj.get("failed", []))
+    if failed and len(ids) != 1:
+        raise MalformedMessage("only a partial of one batch may name failed items")
+    final = obj.get("final", False)
+    if not isinstance(final, bool):
+        raise MalformedMessage("'final' must be true or false")
     return Partial(
-        batches=tuple(_batch_id(b) for b in batches), items=_count(obj, "items"), value=obj["value"]
+        batches=ids,
+        items=_count(obj, "items"),
+        value=obj["value"],
+        failed=failed,
+        attempt=_count(obj, "attempt") if failed else 0,
+        retry_delay=_count(obj, "retry_delay") if failed else 0,
+        final=final,
+        host=_text(obj, "host"),
     )
+
+
+def _failures(value: Any) -> tuple[Failure, ...]:
+    if not isinstance(value, list):
+        raise MalformedMessage("'failed' must be a list")
+    out = []
+    for entry in value:
+        if not isinstance(entry, dict):
+            raise MalformedMessage("each 'failed' entry must be an object")
+        items = entry.get("items")
+        if not isinstance(items, list) or not items or not all(_is_item(i) for i in items):
+            raise MalformedMessage("'failed' items must be a non-empty list of item IDs")
+        out.append(Failure(_text(entry, "error"), _text(entry, "traceback"), tuple(items)))
+    return tuple(out)
 
 
 def decode_result(body: bytes) -> Result:

@@ -115,8 +115,8 @@ class BrokenReduce(Good):
 
 
 class SqliteInSetup(Good):
-    """setup() opens a sqlite3 connection that map() uses: fine in setup()'s thread only, and
-    map() runs on a worker thread, so a real consumer fails every item."""
+    """setup() opens a sqlite3 connection that map() uses, as the README advises: sqlite3
+    refuses other threads, so setup() must run in the thread that maps."""
 
     name = "sqlite-in-setup"
 

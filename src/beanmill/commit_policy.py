@@ -1,0 +1,47 @@
+"""When the reducer commits: a pure decision from what is staged, the checkpoint and the clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from beanmill.checkpoint import Snapshot
+
+MAX_STAGED_JOBS = 5000
+EARLY_COMMIT_ITEMS = 1000
+#: Caught up (the results tube ran dry) with work staged, the reducer commits after this
+#: share of --commit-interval instead of all of it: status and the job's end come promptly,
+#: while a trickle of results still costs at most 1/(share x interval) commits per second.
+CAUGHT_UP_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class Staging:
+    """The size of what the reducer holds uncommitted."""
+
+    jobs: int
+    items: int
+    batches: int
+    end: bool
+
+
+def interval(commit_interval: float, caught_up: bool) -> float:
+    return (CAUGHT_UP_SHARE if caught_up else 1.0) * commit_interval
+
+
+def commit_due(
+    staged: Staging,
+    snap: Snapshot,
+    since_commit: float,
+    commit_interval: float,
+    caught_up: bool,
+) -> bool:
+    """True when what is staged should be committed now."""
+    if not staged.jobs:
+        return False
+    if staged.jobs >= MAX_STAGED_JOBS or staged.end:
+        return True
+    if staged.items >= max(EARLY_COMMIT_ITEMS, snap.items):
+        return True  # doubling: early estimates (and their plot) come at log-spaced sizes
+    if snap.end_batches is not None and snap.producer_batches + staged.batches >= snap.end_batches:
+        return True
+    return since_commit >= interval(commit_interval, caught_up)

@@ -1,0 +1,60 @@
+"""A `beanmill run` data dir: its checkpoint, cursor, binlog, and the live server's address.
+
+The admin commands reach a run's queue through it: the address a running `run` wrote, or,
+once `run` has exited, a private beanstalkd started on the data dir's binlog for the command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from beanmill.errors import BeanmillError, QueueUnavailable
+from beanmill.queue import connect
+from beanmill.server import start_private
+
+CHECKPOINT = "checkpoint.sqlite"
+CURSOR = "cursor.json"
+BINLOG = "binlog"
+#: Written by a running `run`, removed when it ends.
+ADDRESS_FILE = "beanstalkd.address"
+
+
+def write_address(data_dir: Path, address: str) -> None:
+    (data_dir / ADDRESS_FILE).write_text(address + "\n")
+
+
+def forget_address(data_dir: Path) -> None:
+    (data_dir / ADDRESS_FILE).unlink(missing_ok=True)
+
+
+def _live_address(data_dir: Path) -> str | None:
+    try:
+        address = (data_dir / ADDRESS_FILE).read_text().strip()
+    except OSError:
+        return None
+    try:
+        connect(address).close()
+    except QueueUnavailable:
+        return None  # a run killed before it could remove the file
+    return address
+
+
+@contextlib.contextmanager
+def queue_of(data_dir: Path) -> Iterator[str]:
+    """The address of the data dir's beanstalkd, starting one on its binlog if none runs."""
+    if not (data_dir / CHECKPOINT).is_file() and not (data_dir / BINLOG).is_dir():
+        raise BeanmillError(
+            f"{data_dir} is not a `beanmill run` data dir (no {CHECKPOINT}, no {BINLOG}/): "
+            "check --data-dir"
+        )
+    address = _live_address(data_dir)
+    if address is not None:
+        yield address
+        return
+    server = start_private(data_dir / BINLOG)
+    try:
+        yield server.address
+    finally:
+        server.stop()

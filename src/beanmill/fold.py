@@ -1,0 +1,270 @@
+"""The reducer's fold: result bodies in, one commit's worth of changes out. No I/O.
+
+Each reserved result job is decoded, checked against the ledger (and the layout), and staged
+whole or not at all. `build()` folds the staged partials into the total; a result that the
+spec's rereduce cannot fold (or whose total is not JSON) is set aside to be buried, and the
+rest commit without it: nothing that decodes can stop the reducer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from beanmill.checkpoint import Snapshot
+from beanmill.errors import MalformedMessage
+from beanmill.jsontypes import JSON
+from beanmill.mapping import summary
+from beanmill.outcomes import FailedItem, Retry
+from beanmill.source import layout_of
+from beanmill.wire import (
+    EndRecord,
+    ErrorRecord,
+    Partial,
+    Partials,
+    decode_result,
+    dumps,
+    is_retry,
+    malformed_batch_id,
+    retry_batch_id,
+)
+
+
+class Ledger(Protocol):
+    """What the fold asks of the checkpoint: which batches are in, which retries expected."""
+
+    def applied(self, batch_ids: Iterable[str]) -> set[str]: ...
+
+    def pending(self, batch_ids: Iterable[str]) -> set[str]: ...
+
+
+@dataclass
+class StagedJob:
+    """One result job's contribution: applied whole or (if unfoldable) not at all."""
+
+    job_id: int
+    body: bytes
+    entries: list[Partial] = field(default_factory=list)
+    error: ErrorRecord | None = None
+    end: EndRecord | None = None
+
+    @property
+    def values(self) -> list[JSON]:
+        return [p.value for p in self.entries if p.items > 0]
+
+
+@dataclass(frozen=True)
+class Bury:
+    """A result job to bury, and the record that tells operators why."""
+
+    job_id: int
+    reason: str
+    record: ErrorRecord
+
+
+@dataclass(frozen=True)
+class Commit:
+    """Everything one checkpoint transaction writes, then the jobs to delete or bury."""
+
+    total: JSON
+    items: int
+    applied: list[tuple[str, int]]
+    errors: list[ErrorRecord]
+    end: EndRecord | None
+    layout: str | None
+    retries: list[Retry]
+    failed: list[FailedItem]
+    job_ids: list[int]
+    buried: list[Bury]
+
+
+class Fold:
+    def __init__(
+        self, ledger: Ledger, snap: Snapshot, rereduce: Callable[[Sequence[JSON]], JSON]
+    ) -> None:
+        self.ledger, self.rereduce = ledger, rereduce
+        self.reset(snap)
+
+    def reset(self, snap: Snapshot) -> None:
+        """Start a new staging window on top of what was just committed."""
+        self.snap = snap
+        self.jobs: list[StagedJob] = []
+        self.batches: set[str] = set()
+        self.items = 0
+        self.layout: str | None = None
+        self.end_staged = False
+
+    @property
+    def job_count(self) -> int:
+        return len(self.jobs)
+
+    @property
+    def batch_count(self) -> int:
+        return len(self.batches)
+
+    def stage(self, job_id: int, body: bytes) -> str | None:
+        """Stage one result job; the reason to bury it instead, or None."""
+        job = StagedJob(job_id, body)
+        try:
+            record = decode_result(body)
+            if isinstance(record, Partial | Partials):
+                entries = (record,) if isinstance(record, Partial) else record.entries
+                job.entries = self._new_entries(entries)
+            elif isinstance(record, ErrorRecord):
+                if not self.ledger.applied([record.batch]) and record.batch not in self.batches:
+                    job.error = record
+            else:
+                job.end = record
+                self.end_staged = True
+        except MalformedMessage as exc:
+            return str(exc)
+        for partial in job.entries:
+            self.batches.update(partial.batches)
+            self.items += partial.items
+            if self.layout is None and self.snap.layout is None:
+                self.layout = next(
+                    (lay for b in partial.batches if (lay := layout_of(b)) is not None), None
+                )
+        self.jobs.append(job)
+        return None
+
+    def _check_layout(self, batch_ids: list[str]) -> None:
+        layouts = {lay for b in batch_ids if (lay := layout_of(b)) is not None}
+        known = self.layout or self.snap.layout
+        if layouts and (len(layouts) > 1 or (known is not None and layouts != {known})):
+            raise MalformedMessage(
+                f"batch layout {sorted(layouts)} differs from this checkpoint's {known!r}: the "
+                "producer was restarted with another --batch-size/--order/--seed"
+            )
+
+    def _new_entries(self, partials: Sequence[Partial]) -> list[Partial]:
+        """The entries not applied yet; raises, before anything is staged, for a result that
+        must not be applied at all. One ledger lookup for the whole result job.
+
+        A retry batch counts only while the checkpoint expects it: a copy that comes after it
+        was applied (or one never scheduled) is a duplicate."""
+        every = [b for p in partials for b in p.batches]
+        self._check_layout(every)
+        seen = self.ledger.applied(every) | (set(every) & self.batches)
+        retries = [b for b in every if is_retry(b)]
+        if retries:
+            seen |= set(retries) - self.ledger.pending(retries)
+        new = []
+        for partial in partials:
+            batches = set(partial.batches)
+            overlap = batches & seen
+            if overlap and overlap != batches:
+                # A partial is applied whole or not at all; half of one cannot be taken apart.
+                raise MalformedMessage(
+                    f"partial overlaps the ledger: {len(overlap)} of its {len(batches)} "
+                    f"batches are in already, {sorted(batches - overlap)[:5]} are not"
+                )
+            if not overlap:
+                new.append(partial)
+                seen |= batches  # a later entry of the same result may name them again
+        return new
+
+    def build(self) -> Commit:
+        """Fold what is staged; results that cannot be folded are set aside to be buried."""
+        has_base = self.snap.items > 0
+        base = [self.snap.total] if has_base else []
+        good, buried = self.jobs, list[Bury]()
+        values = [v for job in good for v in job.values]
+        total = self.snap.total
+        if values:
+            try:
+                total = self.rereduce([*base, *values])
+                dumps(total)
+            except Exception:  # the user's rereduce, or a value it cannot take: find which
+                total, good, buried = self._fold_one_by_one(base)
+        return self._commit(total, good, buried)
+
+    def _fold_one_by_one(self, base: list[JSON]) -> tuple[JSON, list[StagedJob], list[Bury]]:
+        acc = list(base)
+        good: list[StagedJob] = []
+        buried: list[Bury] = []
+        for job in self.jobs:
+            if not job.values:
+                good.append(job)
+                continue
+            try:
+                folded = self.rereduce([*acc, *job.values])
+                dumps(folded)
+            except Exception as exc:
+                reason = f"rereduce() cannot fold this result: {type(exc).__name__}: {exc}"[:500]
+                buried.append(Bury(job.job_id, reason, _unfoldable(job, reason, exc)))
+                continue
+            acc = [folded]
+            good.append(job)
+        return (acc[0] if acc else self.snap.total), good, buried
+
+    def _commit(self, total: JSON, good: list[StagedJob], buried: list[Bury]) -> Commit:
+        applied: dict[str, int] = {}
+        errors: dict[str, ErrorRecord] = {}
+        retries: list[Retry] = []
+        failed: list[FailedItem] = []
+        items = 0
+        end = None
+        for job in good:
+            if job.error is not None and job.error.batch not in applied:
+                errors[job.error.batch] = job.error
+            end = job.end or end
+            for partial in job.entries:
+                per_batch = partial.items // len(partial.batches)
+                for b in partial.batches:
+                    applied[b] = per_batch
+                    errors.pop(b, None)
+                items += partial.items
+                retries.extend(_retries(partial))
+                failed.extend(_failed_items(partial))
+        return Commit(
+            total=total,
+            items=self.snap.items + items,
+            applied=list(applied.items()),
+            errors=[*errors.values(), *(b.record for b in buried)],
+            end=end,
+            layout=self.layout,
+            retries=retries,
+            failed=failed,
+            job_ids=[job.job_id for job in good],
+            buried=buried,
+        )
+
+
+def _retries(partial: Partial) -> list[Retry]:
+    if not partial.failed or partial.final:
+        return []
+    items = tuple(i for f in partial.failed for i in f.items)
+    return [
+        Retry(retry_batch_id(partial.batches[0]), items, partial.attempt + 1, partial.retry_delay)
+    ]
+
+
+def _failed_items(partial: Partial) -> list[FailedItem]:
+    if not partial.final:
+        return []
+    return [
+        FailedItem(
+            batch=partial.batches[0],
+            item=item,
+            error=f.error,
+            traceback=f.traceback,
+            attempts=partial.attempt + 1,
+            host=partial.host,
+        )
+        for f in partial.failed
+        for item in f.items
+    ]
+
+
+def _unfoldable(job: StagedJob, reason: str, exc: Exception) -> ErrorRecord:
+    return ErrorRecord(
+        batch=malformed_batch_id(job.body),
+        job_id=job.job_id,
+        attempts=1,
+        reason="unfoldable",
+        exception=reason,
+        traceback=summary(exc),
+        host="",
+    )

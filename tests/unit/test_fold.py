@@ -1,0 +1,159 @@
+"""The reducer's fold and commit policy, in-process: no beanstalkd, no clock, no sleeps."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from beanmill.checkpoint import Snapshot
+from beanmill.commit_policy import CAUGHT_UP_SHARE, Staging, commit_due
+from beanmill.fold import Commit, Fold
+from beanmill.jsontypes import JSON
+from beanmill.reducers import Sum
+from beanmill.wire import EndRecord, Failure, Partial, encode_result
+
+
+class MemoryLedger:
+    """The checkpoint's ledger and schedule of retries, as the fold sees them."""
+
+    def __init__(self) -> None:
+        self.ledger: dict[str, int] = {}
+        self.scheduled: dict[str, tuple[JSON, ...]] = {}
+        self.failed: list[JSON] = []
+        self.total: JSON = None
+        self.items = 0
+
+    def applied(self, batch_ids: Iterable[str]) -> set[str]:
+        return {b for b in batch_ids if b in self.ledger}
+
+    def pending(self, batch_ids: Iterable[str]) -> set[str]:
+        return {b for b in batch_ids if b in self.scheduled}
+
+    def apply(self, change: Commit) -> Snapshot:
+        for batch, n in change.applied:
+            self.ledger[batch] = n
+            self.scheduled.pop(batch, None)
+        for retry in change.retries:
+            self.scheduled[retry.batch] = retry.items
+        self.failed += [f.item for f in change.failed]
+        self.total, self.items = change.total, change.items
+        return self.snapshot()
+
+    def snapshot(self) -> Snapshot:
+        return replace(EMPTY, total=self.total, items=self.items, batches=len(self.ledger))
+
+
+EMPTY = Snapshot(
+    job="t", total=None, items=0, batches=0, bare_batches=0, end_batches=None, end_items=None,
+    errors=0, layout=None, stopped_because=None, estimate=None, created_at=0.0, updated_at=0.0,
+)  # fmt: skip
+SUM = Sum()
+job_ids = itertools.count(1)
+
+
+def partial(batch: str, good: Sequence[int], failed: Sequence[int] = (), **kw: object) -> bytes:
+    failures = (Failure("FileNotFoundError: x", "tb", tuple(failed)),) if failed else ()
+    value = SUM.reduce(list(good)) if good else None
+    record = Partial((batch,), len(good), value, failures, **kw)  # type: ignore[arg-type]
+    return encode_result(record)
+
+
+def run(ledger: MemoryLedger, bodies: Sequence[bytes]) -> Commit:
+    fold = Fold(ledger, ledger.snapshot(), SUM.rereduce)
+    for body in bodies:
+        assert fold.stage(next(job_ids), body) is None
+    change = fold.build()
+    ledger.apply(change)
+    return change
+
+
+def test_failed_items_of_a_batch_become_its_retry_and_the_good_ones_count() -> None:
+    ledger = MemoryLedger()
+    change = run(ledger, [partial("s500-0", [1, 2, 4], [3], attempt=0, retry_delay=5)])
+    assert ledger.total == 7 and ledger.items == 3
+    assert [(r.batch, r.items, r.attempt, r.delay) for r in change.retries] == [
+        ("s500-0~", (3,), 1, 5)
+    ]
+    run(ledger, [partial("s500-0~", [3])])
+    assert ledger.total == 10 and ledger.items == 4 and not ledger.scheduled
+
+
+def test_at_the_last_attempt_failed_items_are_kept_and_never_counted() -> None:
+    ledger = MemoryLedger()
+    change = run(ledger, [partial("s500-0", [1], [2, 3], attempt=2, final=True, host="h")])
+    assert ledger.total == 1 and ledger.failed == [2, 3] and not change.retries
+    assert {(f.batch, f.attempts, f.host) for f in change.failed} == {("s500-0", 3, "h")}
+
+
+def test_a_batch_handed_out_twice_counts_each_item_once_whichever_copy_comes_first() -> None:
+    """One copy failed item 3 (a retry was split off), the other succeeded whole: in either
+    order, and with the retry's own duplicates, every item counts exactly once."""
+    split = partial("s500-0", [1, 2], [3], attempt=0)
+    whole = partial("s500-0", [1, 2, 3])
+    retry = partial("s500-0~", [3])
+    for order in itertools.permutations([split, whole]):
+        ledger = MemoryLedger()
+        run(ledger, [order[0]])
+        run(ledger, [order[1], retry])
+        run(ledger, [retry])  # a late duplicate of the retry
+        assert ledger.total == 6 and ledger.items == 3, order
+
+
+def test_a_retry_nobody_scheduled_is_not_applied() -> None:
+    ledger = MemoryLedger()
+    run(ledger, [partial("s500-7~", [99])])
+    assert ledger.total is None and ledger.items == 0
+
+
+def test_a_result_rereduce_cannot_fold_is_set_aside_and_the_rest_commit() -> None:
+    ledger = MemoryLedger()
+    bad = encode_result(Partial(("s500-1",), 1, "not a number"))
+    change = run(ledger, [partial("s500-0", [5]), bad, partial("s500-2", [7])])
+    assert ledger.total == 12
+    assert len(change.buried) == 1 and "rereduce() cannot fold" in change.buried[0].reason
+    assert "s500-1" not in ledger.ledger  # the real partial of s500-1 can still come
+
+
+def test_a_total_that_is_not_json_is_refused_like_an_unfoldable_result() -> None:
+    ledger = MemoryLedger()
+    huge = encode_result(Partial(("s500-1",), 1, 1e308))
+    change = run(ledger, [partial("s500-0", [5]), huge, huge.replace(b"s500-1", b"s500-2")])
+    assert ledger.total == 5 + 1e308 and len(change.buried) == 1  # 2e308 is not JSON
+
+
+def test_a_partial_with_no_good_items_folds_nothing() -> None:
+    ledger = MemoryLedger()
+    run(ledger, [partial("s500-0", [], [1, 2], attempt=0)])
+    assert ledger.total is None and ledger.items == 0 and "s500-0~" in ledger.scheduled
+
+
+def staging(jobs: int = 1, items: int = 10, batches: int = 1, end: bool = False) -> Staging:
+    return Staging(jobs, items, batches, end)
+
+
+def test_commit_policy_waits_for_the_interval_and_commits_an_end_at_once() -> None:
+    snap = replace(EMPTY, items=10_000)
+    assert not commit_due(staging(jobs=0), snap, 99.0, 2.0, caught_up=False)
+    assert not commit_due(staging(), snap, 1.9, 2.0, caught_up=False)
+    assert commit_due(staging(), snap, 2.0, 2.0, caught_up=False)
+    assert commit_due(staging(end=True), snap, 0.0, 2.0, caught_up=False)
+
+
+def test_commit_policy_commits_sooner_when_caught_up_and_when_the_job_is_done() -> None:
+    snap = replace(EMPTY, items=10_000, batches=9, end_batches=10)
+    assert commit_due(staging(), snap, 0.0, 2.0, caught_up=False)  # the last batch
+    snap = replace(snap, end_batches=None)
+    assert not commit_due(staging(), snap, 2.0 * CAUGHT_UP_SHARE * 0.9, 2.0, caught_up=True)
+    assert commit_due(staging(), snap, 2.0 * CAUGHT_UP_SHARE, 2.0, caught_up=True)
+
+
+def test_commit_policy_doubles_early_for_log_spaced_estimates() -> None:
+    assert commit_due(staging(items=1000), replace(EMPTY, items=500), 0.0, 2.0, False)
+    assert not commit_due(staging(items=999), replace(EMPTY, items=500), 0.0, 2.0, False)
+
+
+def test_an_end_record_is_staged_for_the_commit() -> None:
+    ledger = MemoryLedger()
+    change = run(ledger, [encode_result(EndRecord(batches=3, items=30))])
+    assert change.end == EndRecord(3, 30)
