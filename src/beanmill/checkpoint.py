@@ -198,6 +198,23 @@ class Checkpoint:
                 "UPDATE pending SET put = 1 WHERE batch = ?", [(b,) for b in batch_ids]
             )
 
+    def fail_retries(self, retries: Sequence[Retry], error: str, host: str) -> None:
+        """Retries that can never be put: their items fail for good, in one transaction."""
+        now = time.time()
+        failed = [
+            FailedItem(r.batch, item, f"JobTooBigError: {error}", "", r.attempt, host)
+            for r in retries
+            for item in r.items
+        ]
+        with _write_transaction(self.db):
+            self.db.executemany(
+                "DELETE FROM pending WHERE batch = ?", [(r.batch,) for r in retries]
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO failed(batch, item, record, failed_at) VALUES (?, ?, ?, ?)",
+                [(f.batch, json.dumps(f.item), json.dumps(asdict(f)), now) for f in failed],
+            )
+
     def commit(
         self,
         *,

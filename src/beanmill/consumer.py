@@ -193,6 +193,8 @@ class Consumer:
                 if not self._put_alone(job, batch, partial):
                     jobs.remove(job)  # buried instead
         crashpoint("consumer.after_put")
+        if any(p.failed for p in partials):
+            crashpoint("consumer.after_put_with_failures")
         lost = len(jobs) - self.queue.delete_many([job.id for job in jobs])
         if lost:
             log.warning(

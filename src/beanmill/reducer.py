@@ -40,6 +40,11 @@ log = structlog.get_logger()
 RESERVE_AT_ONCE = 200
 #: A retry put on the items tube gets this TTR when the producer's is unknown.
 RETRY_TTR = 60
+RETRY_TOO_BIG = (
+    "the retry of these items does not fit in one job under beanstalkd's -z (its body is "
+    "larger than the item's own): they count as failed; start beanstalkd with a larger -z, "
+    "then `beanmill requeue`"
+)
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,8 @@ class Reducer:
             failed=change.failed,
         )
         crashpoint("reducer.after_commit")
+        if change.retries:
+            crashpoint("reducer.after_commit_with_failures")
         self.snap = self.ckpt.snapshot()
         self.fold.reset(self.snap)
         self.last_commit = time.monotonic()
@@ -139,26 +146,23 @@ class Reducer:
         retries = self.ckpt.unput_retries()
         if not retries:
             return
-        put = []
-        for retry in retries:
-            if self._put_retry(retry):
-                put.append(retry.batch)
+        too_big = [r for r in retries if not self._put_retry(r)]
         crashpoint("reducer.after_retry_put")
-        self.ckpt.mark_put([r.batch for r in retries])
-        log.info("retries_scheduled", batches=len(put), items=sum(len(r.items) for r in retries))
+        self.ckpt.mark_put([r.batch for r in retries if r not in too_big])
+        if too_big:
+            self.ckpt.fail_retries(too_big, RETRY_TOO_BIG, self.queue.address)
+            self.snap = self.ckpt.snapshot()  # fewer retries pending: maybe complete now
+            self.fold.reset(self.snap)
+        log.info(
+            "retries_scheduled", batches=len(retries), items=sum(len(r.items) for r in retries)
+        )
 
     def _put_retry(self, retry: Retry) -> bool:
         body = encode_batch(Batch(retry.batch, retry.items, attempt=retry.attempt))
         try:
             self.queue.put(self.items_tube, body, delay=retry.delay, ttr=RETRY_TTR)
         except greenstalk.JobTooBigError:
-            log.error(
-                "retry_too_big",
-                batch=retry.batch,
-                bytes=len(body),
-                hint="its items no longer fit one job with beanstalkd's -z: they stay "
-                "scheduled; start beanstalkd with a larger -z",
-            )
+            log.error("retry_too_big", batch=retry.batch, bytes=len(body), hint=RETRY_TOO_BIG)
             return False
         return True
 

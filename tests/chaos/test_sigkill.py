@@ -28,7 +28,9 @@ CRASH_POINTS = [
     "consumer.after_put:2",
     "consumer.after_put:9",
     "consumer.after_delete:3",
-    "consumer.after_retry_put:1",
+    "consumer.after_put_with_failures:1",
+    "reducer.after_retry_put:1",
+    "reducer.after_commit_with_failures:1",
     "reducer.after_reserve:5",
     "reducer.after_commit:1",
     "reducer.after_commit:2",
@@ -89,9 +91,9 @@ def crash_and_check(
         "BEANMILL_CRASH_ONCE": str(flag),
     }
     spec = spec_ref("sums:Squares")
-    if "retry" in point:  # only a failing batch goes through a retry
+    if "retry" in point or "failures" in point:  # only failing items go through a retry
         spec = spec_ref("sums:Flaky")
-        env |= {"FLAKY_ITEMS": "77", "FLAKY_ONCE": str(tmp_path)}
+        env |= {"FLAKY_ITEMS": "77,78,1500", "FLAKY_ONCE": str(tmp_path)}
     data = tmp_path / "data"
     rc, _, err = finish(
         procs.beanmill(*run_argv(spec, data, beanstalkd.address, *extra), env=env), timeout=120
