@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -13,27 +14,78 @@ import structlog
 
 log = structlog.get_logger()
 
+RELAY_EXIT_WAIT_S = 1.0
+
 
 class StopRequested(Exception):
     """Raised into a wait that holds nothing (see `StopSignals.interruptible`)."""
 
 
-class StopSignals:
-    """The first signal asks for a clean stop; a second one exits at once (still safe: the
-    queue and the ledger make an abrupt exit look like any other crash)."""
+class _SignalledEvent(threading.Event):
+    """A stop event that a signal handler can set without taking a lock.
+
+    A handler runs in the main thread, between two bytecodes of whatever it was doing. If that
+    was logging, or `Event.wait` on this very event (which holds the event's lock for a moment),
+    taking the same lock in the handler would wait for itself forever. So the handler only
+    marks the request, which `is_set` and `wait` see at once, and the relay thread of
+    `StopSignals` sets the event for real, which wakes any thread blocked in `wait`."""
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        super().__init__()
+        self.requested = False
+
+    def is_set(self) -> bool:
+        return self.requested or super().is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.requested or super().wait(timeout)
+
+
+class StopSignals:
+    """The first signal asks for a clean stop; a second one exits at once (still safe: the
+    queue and the ledger make an abrupt exit look like any other crash).
+
+    The handler does nothing that takes a lock: it records the signal, marks the event and
+    releases `_wake`, a lock that only the relay thread waits on (releasing never blocks).
+    The relay thread (`start_relay`) then sets the event and logs `stop_requested`."""
+
+    def __init__(self) -> None:
+        self._event = _SignalledEvent()
+        self.event: threading.Event = self._event
+        self.signum: int | None = None
         self._interruptible = False
+        self._wake = threading.Lock()
+        self._wake.acquire()
 
     def handler(self, signum: int, frame: FrameType | None) -> None:
         if self.event.is_set():
             os._exit(128 + signum)
-        self.event.set()
-        log.info("stop_requested", signal=signal.Signals(signum).name)
+        self.signum = signum
+        self._event.requested = True
+        self._wake.release()
         if self._interruptible:
             self._interruptible = False
             raise StopRequested
+
+    def start_relay(self) -> threading.Thread:
+        """Start the daemon thread that, once a signal came, sets the event and logs it once.
+        A process that stops quickly waits for that line at exit (daemon threads still run
+        while atexit handlers do), so `stop_requested` is never lost."""
+        thread = threading.Thread(target=self._relay, name="stop-signals", daemon=True)
+        thread.start()
+
+        def finish_relay() -> None:
+            if self._event.requested:
+                thread.join(RELAY_EXIT_WAIT_S)
+
+        atexit.register(finish_relay)
+        return thread
+
+    def _relay(self) -> None:
+        self._wake.acquire()
+        self._event.set()
+        name = signal.Signals(self.signum).name if self.signum is not None else None
+        log.info("stop_requested", signal=name)
 
     @contextlib.contextmanager
     def interruptible(self) -> Iterator[None]:
@@ -56,6 +108,7 @@ _signals: StopSignals | None = None
 def install_stop_handlers() -> threading.Event:
     global _signals
     _signals = StopSignals()
+    _signals.start_relay()
     signal.signal(signal.SIGTERM, _signals.handler)
     signal.signal(signal.SIGINT, _signals.handler)
     return _signals.event

@@ -86,12 +86,12 @@ def test_operator_finds_requeues_and_finishes_a_buried_batch(
         )
         for flags in [(), ("-v",), ("--limit", "1"), ("--limit", "1", "--json")]
     }
-    out = {flags: finish(proc)[1] for flags, proc in views.items()}
-    assert out[()].startswith("flaky.items: 2 buried, 2 described\n")
-    assert "item 123 is cursed" in out[()] and "Traceback" not in out[()]
-    assert "    | Traceback (most recent call last):" in out[("-v",)]
-    assert "(showing 1 of 2: raise --limit)" in out[("--limit", "1")]
-    [first] = json.loads(out[("--limit", "1", "--json")])
+    outs = {flags: finish(proc)[1] for flags, proc in views.items()}
+    assert outs[()].startswith("flaky.items: 2 buried, 2 described\n")
+    assert "item 123 is cursed" in outs[()] and "Traceback" not in outs[()]
+    assert "    | Traceback (most recent call last):" in outs[("-v",)]
+    assert "(showing 1 of 2: raise --limit)" in outs[("--limit", "1")]
+    [first] = json.loads(outs[("--limit", "1", "--json")])
     assert first["job_id"] == min(failed["job_id"], malformed["job_id"])
 
     job_id = str(failed["job_id"])

@@ -33,8 +33,8 @@ wrong_version = st.integers(2, 10**6).map(
     lambda v: json.dumps({"v": v, "type": "batch", "batch": "x", "items": [1]}).encode()
 )
 huge_number = st.just(b'{"v": 1, "type": "batch", "batch": "h", "items": [' + b"9" * 5000 + b"]}")
-deep_nesting = st.integers(2000, 10_000)  # under beanstalkd's 65,535-byte jobs
-deep_nesting = deep_nesting.map(lambda n: b'{"a":' * n + b"1" + b"}" * n)
+nesting_depth = st.integers(2000, 10_000)  # under beanstalkd's 65,535-byte jobs
+deep_nesting = nesting_depth.map(lambda n: b'{"a":' * n + b"1" + b"}" * n)
 not_a_number = st.sampled_from([b"[[[[", b"seven", b"12abc", b"NaN"])  # bare IDs map() rejects
 bad_item_bodies = st.lists(
     st.one_of(invalid_utf8, near_miss, wrong_version, huge_number, deep_nesting, not_a_number),

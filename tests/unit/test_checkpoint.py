@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from beanmill import checkpoint
 from beanmill.checkpoint import Checkpoint, read_errors, read_history, read_snapshot
 from beanmill.errors import CheckpointError
 from beanmill.wire import EndRecord, ErrorRecord, bare_batch_id
@@ -291,8 +290,8 @@ def test_checkpoint_killed_while_being_created_reopens_as_new(
         connect = sqlite3.connect
         monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: _DiesInSchema(connect(*a, **k)))
     else:
-        monkeypatch.setattr(checkpoint.os, "replace", _die)
-        monkeypatch.setattr(checkpoint.os, "rename", _die)
+        monkeypatch.setattr("beanmill.checkpoint.os.replace", _die)
+        monkeypatch.setattr("beanmill.checkpoint.os.rename", _die)
     with suppress(_Killed):
         Checkpoint(path, JOB).close()
     monkeypatch.undo()

@@ -15,7 +15,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beanmill import files
 from beanmill.cursor import CURSOR_VERSION, Cursor, check_resumable, load_cursor, save_cursor
 from beanmill.errors import CursorError
 
@@ -95,7 +94,7 @@ def test_cursor_is_never_half_written(tmp_path: Path, monkeypatch: pytest.Monkey
     def crash(src: object, dst: object) -> None:
         raise OSError("killed before rename")
 
-    monkeypatch.setattr(files.os, "replace", crash)
+    monkeypatch.setattr("beanmill.files.os.replace", crash)
     with pytest.raises(OSError, match="killed"):
         save_cursor(path, replace(CURSOR, next_batch=99))
     monkeypatch.undo()

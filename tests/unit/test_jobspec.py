@@ -182,10 +182,10 @@ class _JobItems(Job):
     def map(self, item: str | int) -> int:
         return 1
 
-    def reduce(self, values: object) -> int:  # type: ignore[override]
+    def reduce(self, values: object) -> int:
         return 0
 
-    def rereduce(self, partials: object) -> int:  # type: ignore[override]
+    def rereduce(self, partials: object) -> int:
         return 0
 
 
@@ -195,10 +195,10 @@ class _JobMap(Job):
     def items(self) -> range:
         return range(1)
 
-    def reduce(self, values: object) -> int:  # type: ignore[override]
+    def reduce(self, values: object) -> int:
         return 0
 
-    def rereduce(self, partials: object) -> int:  # type: ignore[override]
+    def rereduce(self, partials: object) -> int:
         return 0
 
 

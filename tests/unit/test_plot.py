@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,5 +46,8 @@ def test_plot_without_estimates_says_why(tmp_path: Path) -> None:
 
 
 def test_points_skip_commits_without_an_interval() -> None:
-    history = [(1, {"mean": 2.0, "ci95": None}), (5, {"mean": 3.0, "ci95": [2.0, 4.0]})]
+    history: list[tuple[int, dict[str, Any]]] = [
+        (1, {"mean": 2.0, "ci95": None}),
+        (5, {"mean": 3.0, "ci95": [2.0, 4.0]}),
+    ]
     assert convergence_points(history) == ([5], [3.0], [2.0], [4.0])
