@@ -9,6 +9,8 @@ from pathlib import Path
 
 import greenstalk
 
+from beanmill import exitcodes
+from beanmill.checkpoint import read_failed
 from beanmill.server import Beanstalkd, free_port
 from beanmill.wire import Partial, Partials, encode_result
 from specs.sums import squares_answer
@@ -160,7 +162,7 @@ def test_an_item_too_big_for_any_job_stops_the_producer_with_advice(
         server.kill()
 
 
-def test_a_partial_over_the_max_job_size_buries_the_batch_with_a_reason(
+def test_a_partial_over_the_max_job_size_fails_its_items_with_a_reason(
     procs: Procs, tmp_path: Path
 ) -> None:
     server = Beanstalkd(tmp_path / "binlog", free_port(), extra_args=("-z", "3000")).start()
@@ -175,12 +177,12 @@ def test_a_partial_over_the_max_job_size_buries_the_batch_with_a_reason(
             env={"SUMS_ITEMS": "1000"},
             producer_args=("--batch-size", "500"),
         )
-        # batch 1 holds 500 items of 4 bytes (fits) but 500 squares of 7 bytes (does not)
-        wait_for(
-            lambda: beanstalkd_counts(server, "hoard.items").get("current-jobs-buried", 0) > 0,
-            what="an oversized partial buried",
-        )
-        wait_for(lambda: ckpt.exists() and status(ckpt)["errors"] > 0, what="error stored")
+        # a batch holds 500 items of up to 4 bytes (fits), its partial 500 squares (does not)
+        assert finish(procs.started[0], timeout=60)[0] == exitcodes.FAILED_ITEMS
+        snap = status(ckpt)
+        assert snap["failed_items"] == 1000 and snap["items"] == 0 and snap["complete"]
+        failed = read_failed(ckpt)
+        assert "over beanstalkd's max job size" in failed[0].error
         assert procs.started[2].poll() is None, "the consumer stays up"
     finally:
         server.kill()

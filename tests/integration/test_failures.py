@@ -9,6 +9,7 @@ from pathlib import Path
 
 import greenstalk
 
+from beanmill import exitcodes
 from beanmill.server import Beanstalkd, free_port
 from specs.sums import squares_answer
 from support import Procs, beanstalkd_counts, finish, spec_ref, start_roles, status, wait_for
@@ -16,7 +17,7 @@ from support import Procs, beanstalkd_counts, finish, spec_ref, start_roles, sta
 FLAKY = spec_ref("sums:Flaky")
 
 
-def test_failing_batch_is_retried_then_buried_with_an_error_record(
+def test_a_failing_item_is_retried_then_kept_as_failed_and_its_batch_counts(
     beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
 ) -> None:
     ckpt = tmp_path / "ck.sqlite"
@@ -44,23 +45,25 @@ def test_failing_batch_is_retried_then_buried_with_an_error_record(
         env=env,
     )
     reducer = procs.reducer(FLAKY, beanstalkd.address, ckpt, env=env)
-    wait_for(
-        lambda: ckpt.exists() and status(ckpt)["errors"] == 1 and status(ckpt)["items"] == 450,
-        what="9 batches applied, 1 error stored",
-    )
-    assert beanstalkd_counts(beanstalkd, "flaky.items")["current-jobs-buried"] == 1
+    rc, out, err = finish(reducer, timeout=60)
+    assert rc == exitcodes.FAILED_ITEMS, err
     snap = status(ckpt)
-    assert snap["complete"] is False
-    assert snap["total"] == squares_answer(500) - sum(i * i for i in range(100, 150))
-    for proc in (consumer, reducer):
-        proc.send_signal(signal.SIGTERM)
+    assert (snap["complete"], snap["items"], snap["failed_items"]) == (True, 499, 1)
+    assert snap["total"] == squares_answer(500) - 123 * 123
+    assert beanstalkd_counts(beanstalkd, "flaky.items").get("current-jobs-buried", 0) == 0
+    assert "finished with 1 failed items" in out
+    consumer.send_signal(signal.SIGTERM)
     rc, _, err = finish(consumer)
     assert rc == 0
     events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
-    retries = [e for e in events if e["event"] == "batch_failed_retrying"]
-    buried = [e for e in events if e["event"] == "batch_buried"]
-    assert [e["attempt"] for e in retries] == [1, 2]
-    assert len(buried) == 1 and "item 123 is cursed" in buried[0]["error"]
+    retries = [e for e in events if e["event"] == "items_failed_retrying"]
+    failed = [e for e in events if e["event"] == "items_failed"]
+    assert [(e["attempt"], e["items"], e["batch"]) for e in retries] == [
+        (1, 1, "s50-2"),
+        (2, 1, "s50-2~"),
+    ]
+    assert len(failed) == 1 and failed[0]["item"] == "123"
+    assert "item 123 is cursed" in failed[0]["error"] and failed[0]["batch"] == "s50-2~~"
 
 
 def test_a_batch_longer_than_its_ttr_is_kept_alive_by_touches(
@@ -132,7 +135,7 @@ def test_a_wrong_address_is_one_clear_line_and_exit_2(procs: Procs) -> None:
     assert rc == 2 and "is not HOST:PORT" in err
 
 
-def test_a_map_that_hangs_past_map_timeout_fails_its_batch_and_the_rest_goes_on(
+def test_a_map_that_hangs_past_map_timeout_fails_its_item_and_the_rest_goes_on(
     beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
 ) -> None:
     hang = spec_ref("sums:Hang")
@@ -155,17 +158,15 @@ def test_a_map_that_hangs_past_map_timeout_fails_its_batch_and_the_rest_goes_on(
     reducer = procs.beanmill(
         "reducer", hang, *address, "--checkpoint", str(ckpt), "--commit-interval", "0.2", env=env
     )
-    wait_for(
-        lambda: ckpt.exists() and status(ckpt)["items"] == 250 and status(ckpt)["errors"] == 1,
-        what="5 batches applied, the hung one buried",
-    )
-    assert status(ckpt)["total"] == squares_answer(300) - sum(i * i for i in range(50))
-    for proc in (consumer, reducer):
-        proc.send_signal(signal.SIGTERM)
+    assert finish(reducer, timeout=60)[0] == exitcodes.FAILED_ITEMS
+    snap = status(ckpt)
+    assert (snap["items"], snap["failed_items"]) == (299, 1)
+    assert snap["total"] == squares_answer(300) - 42 * 42
+    consumer.send_signal(signal.SIGTERM)
     rc, _, err = finish(consumer, timeout=15)
     assert rc == 0, "a hung map thread does not keep the consumer from exiting"
-    buried = [json.loads(x) for x in err.splitlines() if '"batch_buried"' in x]
-    assert len(buried) == 1 and "--map-timeout 1s" in buried[0]["error"]
+    failed = [json.loads(x) for x in err.splitlines() if '"items_failed"' in x]
+    assert len(failed) == 1 and "--map-timeout 1s" in failed[0]["error"]
 
 
 def test_connect_retry_waits_for_a_beanstalkd_that_is_still_starting(

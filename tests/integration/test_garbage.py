@@ -35,9 +35,10 @@ wrong_version = st.integers(2, 10**6).map(
 huge_number = st.just(b'{"v": 1, "type": "batch", "batch": "h", "items": [' + b"9" * 5000 + b"]}")
 nesting_depth = st.integers(2000, 10_000)  # under beanstalkd's 65,535-byte jobs
 deep_nesting = nesting_depth.map(lambda n: b'{"a":' * n + b"1" + b"}" * n)
-not_a_number = st.sampled_from([b"[[[[", b"seven", b"12abc", b"NaN"])  # bare IDs map() rejects
+#: Bare IDs that decode but that map() rejects: failed items, not buried jobs.
+not_a_number = st.lists(st.sampled_from([b"[[[[", b"seven", b"12abc", b"NaN"]), max_size=4)
 bad_item_bodies = st.lists(
-    st.one_of(invalid_utf8, near_miss, wrong_version, huge_number, deep_nesting, not_a_number),
+    st.one_of(invalid_utf8, near_miss, wrong_version, huge_number, deep_nesting),
     max_size=8,
 )
 
@@ -73,15 +74,20 @@ bad_result_bodies = st.lists(
     good=st.sets(st.integers(0, 10**9), min_size=1, max_size=25),
     bad_items=bad_item_bodies,
     bad_results=bad_result_bodies,
+    unmappable=not_a_number,
 )
 def test_garbage_is_buried_with_a_reason_and_the_good_items_count_exactly(
-    procs: Procs, good: set[int], bad_items: list[bytes], bad_results: list[bytes]
+    procs: Procs,
+    good: set[int],
+    bad_items: list[bytes],
+    bad_results: list[bytes],
+    unmappable: list[bytes],
 ) -> None:
     work = Path(tempfile.mkdtemp(prefix="garbage-"))
     server = Beanstalkd(work / "binlog", free_port()).start()
     try:
         items = greenstalk.Client((server.host, server.port), encoding=None, use="words.items")
-        for body in [*bad_items, *(str(n).encode() for n in good)]:
+        for body in [*bad_items, *unmappable, *(str(n).encode() for n in good)]:
             items.put(body)
         items.use("words.results")
         for body in bad_results:
@@ -97,6 +103,7 @@ def test_garbage_is_buried_with_a_reason_and_the_good_items_count_exactly(
             lambda: (
                 ckpt.exists()
                 and status(ckpt)["items"] == len(good)
+                and status(ckpt)["failed_items"] == len(set(unmappable))
                 and beanstalkd_counts(server, "words.items").get("current-jobs-buried", 0)
                 == len(bad_items)
                 and beanstalkd_counts(server, "words.results").get("current-jobs-buried", 0)

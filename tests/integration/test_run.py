@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+from beanmill import exitcodes
 from specs.sums import squares_answer
 from support import Procs, finish, spec_ref, status, wait_for
 
@@ -38,7 +39,8 @@ def test_ctrl_c_then_the_same_command_resumes_to_the_same_answer(
     wait_for(lambda: ckpt.exists() and status(ckpt)["items"] >= 500, what="some progress")
     first.send_signal(signal.SIGINT)
     rc, out, err = finish(first)
-    assert rc == 0, err
+    assert rc == exitcodes.STOPPED, err
+    assert "press Ctrl-C again to stop now" in out
     assert "run the same command again to resume" in out
     stopped_at = status(ckpt)["items"]
     assert 0 < stopped_at < 6000
