@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from beanmill.errors import CheckpointError
-from beanmill.files import ensure_private_dir, fsync_dir
+from beanmill.files import ensure_private_dir, fsync_dir, lock_file, lock_holder
 from beanmill.jsontypes import JSON
 from beanmill.wire import BARE_PREFIX, EndRecord, ErrorRecord
 
@@ -106,11 +106,23 @@ def _write_transaction(db: sqlite3.Connection) -> Iterator[None]:
 
 
 class Checkpoint:
-    """The reducer's handle: exclusive writer, opened once at start."""
+    """The reducer's handle: exclusive writer, opened once at start.
+
+    `<checkpoint>.lock` is flocked for the handle's life: a second writer is refused at
+    once, while readers (status, buried, plot) go on reading."""
 
     def __init__(self, path: Path, job: str) -> None:
         self.path = path
         ensure_private_dir(path.parent)
+        self._lock = _lock(path)
+        try:
+            self.db = self._open(job)
+        except BaseException:
+            os.close(self._lock)
+            raise
+
+    def _open(self, job: str) -> sqlite3.Connection:
+        path = self.path
         if not path.exists():
             _create(path, job)
         try:
@@ -126,6 +138,7 @@ class Checkpoint:
             if isinstance(exc, CheckpointError):
                 raise
             raise _corrupt(path, exc) from None
+        return self.db
 
     def _verify(self, job: str) -> None:
         check = self.db.execute("PRAGMA quick_check").fetchone()
@@ -214,7 +227,28 @@ class Checkpoint:
             ) from None
 
     def close(self) -> None:
+        """Close the database, then let go of the lock; closing twice is harmless."""
+        if self._lock < 0:
+            return
         self.db.close()
+        os.close(self._lock)
+        self._lock = -1
+
+
+def lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def _lock(path: Path) -> int:
+    fd = lock_file(lock_path(path))
+    if fd is None:
+        pid = lock_holder(lock_path(path))
+        raise CheckpointError(
+            f"checkpoint {path} is in use by another reducer "
+            f"({f'pid {pid}' if pid else 'pid unknown'}): stop it first, or pass another "
+            "--checkpoint (status, buried and plot can read it meanwhile)"
+        )
+    return fd
 
 
 def _create(path: Path, job: str) -> None:

@@ -4,8 +4,11 @@ until their batch is applied, and a damaged or foreign file is refused without b
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -300,7 +303,8 @@ def test_checkpoint_killed_while_being_created_reopens_as_new(
         assert ckpt.snapshot().items == 0
         ckpt.commit(total=1, items=1, applied=[("s1-0", 1)])
     assert read_snapshot(path).total == 1
-    leftovers = {p.name for p in tmp_path.iterdir()} - {"c.sqlite", "c.sqlite-wal", "c.sqlite-shm"}
+    ours = {"c.sqlite", "c.sqlite-wal", "c.sqlite-shm", "c.sqlite.lock"}
+    leftovers = {p.name for p in tmp_path.iterdir()} - ours
     assert not leftovers
 
 
@@ -336,3 +340,69 @@ def test_read_snapshot_of_a_missing_file_says_where_to_look(tmp_path: Path) -> N
     with pytest.raises(CheckpointError, match="--checkpoint"):
         read_snapshot(tmp_path / "nope.sqlite")
     assert not (tmp_path / "nope.sqlite").exists()
+
+
+# -- one writer at a time ------------------------------------------------------------------
+
+WRITER_SCRIPT = """
+import sys, time
+from pathlib import Path
+from beanmill.checkpoint import Checkpoint
+ckpt = Checkpoint(Path(sys.argv[1]), "squares")
+ckpt.commit(total=1, items=1, applied=[("s1-0", 1)])
+print("open", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_writer_in_the_same_process_is_refused_naming_the_pid(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with opened(path) as ckpt:
+        ckpt.commit(total=1, items=1, applied=[("s1-0", 1)])
+        with pytest.raises(CheckpointError) as info:
+            Checkpoint(path, JOB)
+        message = str(info.value)
+        assert message.startswith(f"checkpoint {path} is in use by another reducer")
+        assert f"(pid {os.getpid()})" in message and "stop it first" in message
+        assert "\n" not in message
+        ckpt.commit(total=2, items=2, applied=[("s1-1", 1)])  # the holder is unharmed
+    with opened(path) as again:  # let go on close
+        assert again.snapshot().total == 2
+
+
+def test_readers_keep_working_while_the_writer_holds_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with opened(path) as ckpt:
+        ckpt.commit(total=3, items=3, applied=[("s1-0", 3)], errors=[error("s1-1")])
+        ckpt.commit(total=3, items=3, applied=[], estimate={"mean": 1.0})
+        assert read_snapshot(path).total == 3
+        assert set(read_errors(path)) == {"s1-1"}
+        assert read_history(path) == []
+        assert checkpoint.forget_errors(path, ["s1-1"]) == 1
+
+
+def test_the_lock_file_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with umask(0), opened(path):
+        assert mode(checkpoint.lock_path(path)) == 0o600
+
+
+def test_a_second_writer_in_another_process_is_refused_until_the_first_dies(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.sqlite"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER_SCRIPT, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "open\n"
+        with pytest.raises(CheckpointError, match=rf"in use by another reducer \(pid {proc.pid}\)"):
+            Checkpoint(path, JOB)
+        assert read_snapshot(path).total == 1
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        with opened(path) as ckpt:  # no stale lock to clean up after a crash
+            assert ckpt.snapshot().total == 1
+    finally:
+        proc.kill()
+        proc.wait()
