@@ -11,6 +11,7 @@ import json
 import os
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,13 @@ from typing import Any
 
 from beanmill.errors import CheckpointError
 from beanmill.files import ensure_private_dir, fsync_dir, lock_file, lock_holder
+from beanmill.integrity import (
+    check_digest,
+    check_not_rolled_back,
+    digest,
+    read_seq,
+    write_seq,
+)
 from beanmill.jsontypes import JSON
 from beanmill.wire import BARE_PREFIX, EndRecord, ErrorRecord
 
@@ -141,10 +149,11 @@ class Checkpoint:
         return self.db
 
     def _verify(self, job: str) -> None:
+        sidecar = read_seq(self.path)  # first: it may only be behind what the file holds
         check = self.db.execute("PRAGMA quick_check").fetchone()
         if check is None or check[0] != "ok":
             raise _corrupt(self.path, sqlite3.DatabaseError(str(check)))
-        meta = _read_meta(self.db)
+        meta = _read_meta(self.db, self.path)
         if meta.get("schema") != SCHEMA_VERSION:
             raise _corrupt(self.path, sqlite3.DatabaseError("not a beanmill checkpoint"))
         if meta.get("job") != job:
@@ -152,6 +161,13 @@ class Checkpoint:
                 f"checkpoint {self.path} belongs to job {meta.get('job')!r}, not {job!r}: "
                 "pass the checkpoint of this job, or another path to start one"
             )
+        (self._ledger,) = self.db.execute("SELECT count(*) FROM ledger").fetchone()
+        check_digest(self.path, meta, self._ledger)
+        check_not_rolled_back(self.path, sidecar, meta)
+        self._seq: int = meta.get("seq", 0)
+        #: Written by 0.1 without an id (nor digest): both come with the next commit.
+        self._new_id = "id" not in meta
+        self._id: str = meta.get("id") or uuid.uuid4().hex
 
     def _write_meta(self, values: dict[str, Any]) -> None:
         self.db.executemany(
@@ -161,7 +177,7 @@ class Checkpoint:
         )
 
     def snapshot(self) -> Snapshot:
-        return _snapshot(self.db)
+        return _snapshot(self.db, self.path)
 
     def applied(self, batch_ids: Iterable[str]) -> set[str]:
         """Which of these batches the ledger already holds."""
@@ -188,7 +204,10 @@ class Checkpoint:
     ) -> None:
         """One transaction: new total, its batches in the ledger, errors; all or nothing."""
         now = time.time()
-        meta: dict[str, Any] = {"total": total, "items": items, "updated_at": now}
+        seq = self._seq + 1
+        meta: dict[str, Any] = {"total": total, "items": items, "updated_at": now, "seq": seq}
+        if self._new_id:
+            meta["id"] = self._id
         if end is not None:
             meta["end_batches"], meta["end_items"] = end.batches, end.items
         if layout is not None:
@@ -219,10 +238,20 @@ class Checkpoint:
                         "INSERT INTO history(items, at, estimate) VALUES (?, ?, ?)",
                         (items, now, json.dumps(estimate)),
                     )
+                _seal(self.db, self.path, self._ledger + len(applied))
         except sqlite3.OperationalError as exc:
             raise CheckpointError(
                 f"cannot write checkpoint {self.path} ({exc}); nothing was lost: the last "
                 "commit is intact and uncommitted results stay on the queue. Free disk space "
+                "and restart the reducer"
+            ) from None
+        self._seq, self._ledger, self._new_id = seq, self._ledger + len(applied), False
+        try:
+            write_seq(self.path, self._id, seq)
+        except OSError as exc:
+            raise CheckpointError(
+                f"cannot record commit {seq} of checkpoint {self.path} ({exc}); the commit "
+                "itself is intact and uncommitted results stay on the queue. Free disk space "
                 "and restart the reducer"
             ) from None
 
@@ -264,6 +293,8 @@ def _create(path: Path, job: str) -> None:
         meta = {
             "schema": SCHEMA_VERSION,
             "job": job,
+            "id": uuid.uuid4().hex,
+            "seq": 0,
             "items": 0,
             "created_at": now,
             "updated_at": now,
@@ -272,6 +303,7 @@ def _create(path: Path, job: str) -> None:
             "INSERT INTO meta(key, value) VALUES (?, ?)",
             [(k, json.dumps(v)) for k, v in meta.items()],
         )
+        _seal(db, path, ledger=0)
     finally:
         db.close()
     fd = os.open(tmp, os.O_RDONLY)
@@ -283,14 +315,36 @@ def _create(path: Path, job: str) -> None:
     fsync_dir(path.parent)
 
 
-def _read_meta(db: sqlite3.Connection) -> dict[str, Any]:
-    return {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
+def _read_meta(db: sqlite3.Connection, path: Path) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    for key, value in db.execute("SELECT key, value FROM meta"):
+        try:
+            meta[key] = json.loads(value)
+        except (ValueError, TypeError, RecursionError):
+            raise CheckpointError(
+                f"checkpoint {path} has a damaged {key!r} value (not JSON); it was left "
+                "untouched: restore it from a backup, or move it away to start the totals "
+                "over (see docs/operations.md)"
+            ) from None
+    return meta
 
 
-def _snapshot(db: sqlite3.Connection) -> Snapshot:
+def _seal(db: sqlite3.Connection, path: Path, ledger: int) -> None:
+    """Store the digest of the meta values just written, inside their transaction."""
+    db.execute(
+        "INSERT INTO meta(key, value) VALUES ('digest', ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (json.dumps(digest(_read_meta(db, path), ledger)),),
+    )
+
+
+def _snapshot(
+    db: sqlite3.Connection, path: Path, sidecar: tuple[str, int] | None = None
+) -> Snapshot:
+    """What the file says, refused if its digest disagrees or it is behind `sidecar`."""
     db.execute("BEGIN")
     try:
-        meta = _read_meta(db)
+        meta = _read_meta(db, path)
         batches, bare = db.execute(
             "SELECT count(*), count(*) FILTER (WHERE batch >= ? AND batch < ?) FROM ledger",
             (BARE_PREFIX, BARE_PREFIX[:-1] + chr(ord(BARE_PREFIX[-1]) + 1)),
@@ -298,6 +352,8 @@ def _snapshot(db: sqlite3.Connection) -> Snapshot:
         (errors,) = db.execute("SELECT count(*) FROM errors").fetchone()
     finally:
         db.execute("COMMIT")
+    check_digest(path, meta, batches)
+    check_not_rolled_back(path, sidecar, meta)
     return Snapshot(
         job=meta["job"],
         total=meta.get("total"),
@@ -317,8 +373,9 @@ def _snapshot(db: sqlite3.Connection) -> Snapshot:
 
 def read_snapshot(path: Path) -> Snapshot:
     """Read-only look at a checkpoint, safe while the reducer writes (WAL readers never block)."""
+    sidecar = read_seq(path) if path.is_file() else None
     with _opened(path) as db:
-        return _snapshot(db)
+        return _snapshot(db, path, sidecar)
 
 
 @contextlib.contextmanager
