@@ -11,13 +11,21 @@ import json
 import os
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from beanmill.errors import CheckpointError
-from beanmill.files import ensure_private_dir, fsync_dir
+from beanmill.files import ensure_private_dir, fsync_dir, lock_file, lock_holder
+from beanmill.integrity import (
+    check_digest,
+    check_not_rolled_back,
+    digest,
+    read_seq,
+    write_seq,
+)
 from beanmill.jsontypes import JSON
 from beanmill.outcomes import FailedItem, Retry
 from beanmill.wire import BARE_PREFIX, RETRY_SUFFIX, EndRecord, ErrorRecord, retry_batch_id
@@ -123,11 +131,23 @@ def _write_transaction(db: sqlite3.Connection) -> Iterator[None]:
 
 
 class Checkpoint:
-    """The reducer's handle: exclusive writer, opened once at start."""
+    """The reducer's handle: exclusive writer, opened once at start.
+
+    `<checkpoint>.lock` is flocked for the handle's life: a second writer is refused at
+    once, while readers (status, buried, plot) go on reading."""
 
     def __init__(self, path: Path, job: str) -> None:
         self.path = path
         ensure_private_dir(path.parent)
+        self._lock = _lock(path)
+        try:
+            self.db = self._open(job)
+        except BaseException:
+            os.close(self._lock)
+            raise
+
+    def _open(self, job: str) -> sqlite3.Connection:
+        path = self.path
         if not path.exists():
             _create(path, job)
         try:
@@ -144,12 +164,14 @@ class Checkpoint:
             if isinstance(exc, CheckpointError):
                 raise
             raise _corrupt(path, exc) from None
+        return self.db
 
     def _verify(self, job: str) -> None:
+        sidecar = read_seq(self.path)  # first: it may only be behind what the file holds
         check = self.db.execute("PRAGMA quick_check").fetchone()
         if check is None or check[0] != "ok":
             raise _corrupt(self.path, sqlite3.DatabaseError(str(check)))
-        meta = _read_meta(self.db)
+        meta = _read_meta(self.db, self.path)
         if meta.get("schema") != SCHEMA_VERSION:
             raise _corrupt(self.path, sqlite3.DatabaseError("not a beanmill checkpoint"))
         if meta.get("job") != job:
@@ -157,6 +179,13 @@ class Checkpoint:
                 f"checkpoint {self.path} belongs to job {meta.get('job')!r}, not {job!r}: "
                 "pass the checkpoint of this job, or another path to start one"
             )
+        (self._ledger,) = self.db.execute("SELECT count(*) FROM ledger").fetchone()
+        check_digest(self.path, meta, self._ledger)
+        check_not_rolled_back(self.path, sidecar, meta)
+        self._seq: int = meta.get("seq", 0)
+        #: Written by 0.1 without an id (nor digest): both come with the next commit.
+        self._new_id = "id" not in meta
+        self._id: str = meta.get("id") or uuid.uuid4().hex
 
     def _write_meta(self, values: dict[str, Any]) -> None:
         self.db.executemany(
@@ -166,7 +195,7 @@ class Checkpoint:
         )
 
     def snapshot(self) -> Snapshot:
-        return _snapshot(self.db)
+        return _snapshot(self.db, self.path)
 
     def applied(self, batch_ids: Iterable[str]) -> set[str]:
         """Which of these batches the ledger already holds."""
@@ -233,7 +262,10 @@ class Checkpoint:
         failed items its batches left; all or nothing. A retry batch applied here leaves
         `pending`."""
         now = time.time()
-        meta: dict[str, Any] = {"total": total, "items": items, "updated_at": now}
+        seq = self._seq + 1
+        meta: dict[str, Any] = {"total": total, "items": items, "updated_at": now, "seq": seq}
+        if self._new_id:
+            meta["id"] = self._id
         if end is not None:
             meta["end_batches"], meta["end_items"] = end.batches, end.items
         if layout is not None:
@@ -283,15 +315,46 @@ class Checkpoint:
                         "INSERT INTO history(items, at, estimate) VALUES (?, ?, ?)",
                         (items, now, json.dumps(estimate)),
                     )
+                _seal(self.db, self.path, self._ledger + len(applied))
         except sqlite3.OperationalError as exc:
             raise CheckpointError(
                 f"cannot write checkpoint {self.path} ({exc}); nothing was lost: the last "
                 "commit is intact and uncommitted results stay on the queue. Free disk space "
                 "and restart the reducer"
             ) from None
+        self._seq, self._ledger, self._new_id = seq, self._ledger + len(applied), False
+        try:
+            write_seq(self.path, self._id, seq)
+        except OSError as exc:
+            raise CheckpointError(
+                f"cannot record commit {seq} of checkpoint {self.path} ({exc}); the commit "
+                "itself is intact and uncommitted results stay on the queue. Free disk space "
+                "and restart the reducer"
+            ) from None
 
     def close(self) -> None:
+        """Close the database, then let go of the lock; closing twice is harmless."""
+        if self._lock < 0:
+            return
         self.db.close()
+        os.close(self._lock)
+        self._lock = -1
+
+
+def lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def _lock(path: Path) -> int:
+    fd = lock_file(lock_path(path))
+    if fd is None:
+        pid = lock_holder(lock_path(path))
+        raise CheckpointError(
+            f"checkpoint {path} is in use by another reducer "
+            f"({f'pid {pid}' if pid else 'pid unknown'}): stop it first, or pass another "
+            "--checkpoint (status, buried and plot can read it meanwhile)"
+        )
+    return fd
 
 
 def _create(path: Path, job: str) -> None:
@@ -307,6 +370,8 @@ def _create(path: Path, job: str) -> None:
         meta = {
             "schema": SCHEMA_VERSION,
             "job": job,
+            "id": uuid.uuid4().hex,
+            "seq": 0,
             "items": 0,
             "created_at": now,
             "updated_at": now,
@@ -315,6 +380,7 @@ def _create(path: Path, job: str) -> None:
             "INSERT INTO meta(key, value) VALUES (?, ?)",
             [(k, json.dumps(v)) for k, v in meta.items()],
         )
+        _seal(db, path, ledger=0)
     finally:
         db.close()
     fd = os.open(tmp, os.O_RDONLY)
@@ -326,14 +392,36 @@ def _create(path: Path, job: str) -> None:
     fsync_dir(path.parent)
 
 
-def _read_meta(db: sqlite3.Connection) -> dict[str, Any]:
-    return {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
+def _read_meta(db: sqlite3.Connection, path: Path) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    for key, value in db.execute("SELECT key, value FROM meta"):
+        try:
+            meta[key] = json.loads(value)
+        except (ValueError, TypeError, RecursionError):
+            raise CheckpointError(
+                f"checkpoint {path} has a damaged {key!r} value (not JSON); it was left "
+                "untouched: restore it from a backup, or move it away to start the totals "
+                "over (see docs/operations.md)"
+            ) from None
+    return meta
 
 
-def _snapshot(db: sqlite3.Connection) -> Snapshot:
+def _seal(db: sqlite3.Connection, path: Path, ledger: int) -> None:
+    """Store the digest of the meta values just written, inside their transaction."""
+    db.execute(
+        "INSERT INTO meta(key, value) VALUES ('digest', ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (json.dumps(digest(_read_meta(db, path), ledger)),),
+    )
+
+
+def _snapshot(
+    db: sqlite3.Connection, path: Path, sidecar: tuple[str, int] | None = None
+) -> Snapshot:
+    """What the file says, refused if its digest disagrees or it is behind `sidecar`."""
     db.execute("BEGIN")
     try:
-        meta = _read_meta(db)
+        meta = _read_meta(db, path)
         batches, bare, retry = db.execute(
             "SELECT count(*), count(*) FILTER (WHERE batch >= ? AND batch < ?), "
             "count(*) FILTER (WHERE batch LIKE ?) FROM ledger",
@@ -344,6 +432,8 @@ def _snapshot(db: sqlite3.Connection) -> Snapshot:
         failed = _count_rows(db, "failed")
     finally:
         db.execute("COMMIT")
+    check_digest(path, meta, batches)
+    check_not_rolled_back(path, sidecar, meta)
     return Snapshot(
         job=meta["job"],
         total=meta.get("total"),
@@ -384,8 +474,9 @@ def _retry(batch: str, record: str) -> Retry:
 
 def read_snapshot(path: Path) -> Snapshot:
     """Read-only look at a checkpoint, safe while the reducer writes (WAL readers never block)."""
+    sidecar = read_seq(path) if path.is_file() else None
     with _opened(path) as db:
-        return _snapshot(db)
+        return _snapshot(db, path, sidecar)
 
 
 @contextlib.contextmanager

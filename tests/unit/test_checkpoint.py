@@ -4,16 +4,21 @@ until their batch is applied, and a damaged or foreign file is refused without b
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
 
+from beanmill import checkpoint
 from beanmill.checkpoint import Checkpoint, read_errors, read_history, read_snapshot
 from beanmill.errors import CheckpointError
+from beanmill.integrity import seq_path
 from beanmill.wire import EndRecord, ErrorRecord, bare_batch_id
 
 JOB = "squares"
@@ -299,7 +304,8 @@ def test_checkpoint_killed_while_being_created_reopens_as_new(
         assert ckpt.snapshot().items == 0
         ckpt.commit(total=1, items=1, applied=[("s1-0", 1)])
     assert read_snapshot(path).total == 1
-    leftovers = {p.name for p in tmp_path.iterdir()} - {"c.sqlite", "c.sqlite-wal", "c.sqlite-shm"}
+    ours = {"c.sqlite", "c.sqlite-wal", "c.sqlite-shm", "c.sqlite.lock", "c.sqlite.seq"}
+    leftovers = {p.name for p in tmp_path.iterdir()} - ours
     assert not leftovers
 
 
@@ -335,3 +341,186 @@ def test_read_snapshot_of_a_missing_file_says_where_to_look(tmp_path: Path) -> N
     with pytest.raises(CheckpointError, match="--checkpoint"):
         read_snapshot(tmp_path / "nope.sqlite")
     assert not (tmp_path / "nope.sqlite").exists()
+
+
+# -- one writer at a time ------------------------------------------------------------------
+
+WRITER_SCRIPT = """
+import sys, time
+from pathlib import Path
+from beanmill.checkpoint import Checkpoint
+ckpt = Checkpoint(Path(sys.argv[1]), "squares")
+ckpt.commit(total=1, items=1, applied=[("s1-0", 1)])
+print("open", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_writer_in_the_same_process_is_refused_naming_the_pid(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with opened(path) as ckpt:
+        ckpt.commit(total=1, items=1, applied=[("s1-0", 1)])
+        with pytest.raises(CheckpointError) as info:
+            Checkpoint(path, JOB)
+        message = str(info.value)
+        assert message.startswith(f"checkpoint {path} is in use by another reducer")
+        assert f"(pid {os.getpid()})" in message and "stop it first" in message
+        assert "\n" not in message
+        ckpt.commit(total=2, items=2, applied=[("s1-1", 1)])  # the holder is unharmed
+    with opened(path) as again:  # let go on close
+        assert again.snapshot().total == 2
+
+
+def test_readers_keep_working_while_the_writer_holds_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with opened(path) as ckpt:
+        ckpt.commit(total=3, items=3, applied=[("s1-0", 3)], errors=[error("s1-1")])
+        ckpt.commit(total=3, items=3, applied=[], estimate={"mean": 1.0})
+        assert read_snapshot(path).total == 3
+        assert set(read_errors(path)) == {"s1-1"}
+        assert read_history(path) == []
+        assert checkpoint.forget_errors(path, ["s1-1"]) == 1
+
+
+def test_the_lock_file_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with umask(0), opened(path):
+        assert mode(checkpoint.lock_path(path)) == 0o600
+
+
+def test_a_second_writer_in_another_process_is_refused_until_the_first_dies(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.sqlite"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER_SCRIPT, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "open\n"
+        with pytest.raises(CheckpointError, match=rf"in use by another reducer \(pid {proc.pid}\)"):
+            Checkpoint(path, JOB)
+        assert read_snapshot(path).total == 1
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        with opened(path) as ckpt:  # no stale lock to clean up after a crash
+            assert ckpt.snapshot().total == 1
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+# -- integrity: a flipped bit or a rollback is refused, never reported ------------------------
+
+
+def tamper(path: Path, sql: str, *args: object) -> None:
+    db = sqlite3.connect(path)
+    db.execute(sql, args)
+    db.commit()
+    db.close()
+
+
+def committed(path: Path, commits: int = 2) -> Path:
+    with opened(path) as ckpt:
+        for k in range(commits):
+            ckpt.commit(total={"sum": 1000 + k}, items=k + 1, applied=[(f"s1-{k}", 1)])
+    return path
+
+
+@pytest.mark.parametrize("writer", [True, False], ids=["Checkpoint", "read_snapshot"])
+def test_a_flipped_bit_in_the_stored_total_is_refused(tmp_path: Path, writer: bool) -> None:
+    path = committed(tmp_path / "c.sqlite")
+    value = sqlite3.connect(path).execute("SELECT value FROM meta WHERE key='total'").fetchone()
+    assert value == ('{"sum": 1001}',)
+    tamper(path, "UPDATE meta SET value = ? WHERE key = 'total'", '{"sum": 1003}')  # 1 -> 3
+    message = str(assert_refused_untouched(path, writer=writer))
+    assert f"checkpoint {path} fails its integrity check" in message
+    assert "restore it from a backup" in message and "docs/operations.md" in message
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE meta SET value = '7' WHERE key = 'items'",
+        "DELETE FROM ledger WHERE batch = 's1-0'",
+        "UPDATE meta SET value = '\"other\"' WHERE key = 'stopped_because'",
+    ],
+    ids=["items", "ledger row", "added value"],
+)
+def test_any_change_to_what_the_total_depends_on_is_refused(tmp_path: Path, sql: str) -> None:
+    path = committed(tmp_path / "c.sqlite")
+    if "stopped_because" in sql:
+        sql = "INSERT INTO meta VALUES ('stopped_because', '\"other\"')"
+    tamper(path, sql)
+    assert "fails its integrity check" in str(assert_refused_untouched(path))
+
+
+@pytest.mark.parametrize("writer", [True, False], ids=["Checkpoint", "read_snapshot"])
+def test_a_meta_value_that_is_not_json_is_one_checkpoint_error(
+    tmp_path: Path, writer: bool
+) -> None:
+    path = committed(tmp_path / "c.sqlite")
+    tamper(path, "UPDATE meta SET value = '{\"sum\": 10' WHERE key = 'total'")
+    message = str(assert_refused_untouched(path, writer=writer))
+    assert f"checkpoint {path} has a damaged 'total' value (not JSON)" in message
+
+
+def _restore_without_wal(path: Path, old: bytes) -> None:
+    path.write_bytes(old)
+    for suffix in ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("writer", [True, False], ids=["Checkpoint", "read_snapshot"])
+def test_a_checkpoint_that_went_back_in_time_is_refused(tmp_path: Path, writer: bool) -> None:
+    path = committed(tmp_path / "c.sqlite", commits=1)
+    before_commit = path.read_bytes()
+    with opened(path) as ckpt:
+        ckpt.commit(total={"sum": 5}, items=2, applied=[("s1-1", 1)])
+    _restore_without_wal(path, before_commit)  # as if the -wal was lost after a crash
+    message = str(assert_refused_untouched(path, writer=writer))
+    assert message.startswith(f"checkpoint {path} was rolled back: it holds commit 1, but commit 2")
+    assert "already deleted from the queue" in message and "c.sqlite.seq" in message
+
+
+def test_a_backup_restored_on_purpose_opens_once_its_seq_file_is_deleted(tmp_path: Path) -> None:
+    path = committed(tmp_path / "c.sqlite", commits=1)
+    backup = path.read_bytes()
+    with opened(path) as ckpt:
+        for k in (5, 6, 7):
+            ckpt.commit(total={"sum": k}, items=k, applied=[(f"s1-{k}", 1)])
+    _restore_without_wal(path, backup)
+    seq_path(path).unlink()
+    with opened(path) as ckpt:
+        assert ckpt.snapshot().total == {"sum": 1000}
+        ckpt.commit(total={"sum": 2}, items=2, applied=[("s1-1", 1)])
+    assert read_snapshot(path).total == {"sum": 2}
+
+
+def test_a_new_checkpoint_in_place_of_one_moved_away_is_not_held_back(tmp_path: Path) -> None:
+    path = committed(tmp_path / "c.sqlite", commits=3)
+    path.rename(tmp_path / "old.sqlite")
+    with opened(path) as ckpt:  # the old .seq file says 3; it belongs to the other file
+        assert ckpt.snapshot().items == 0
+        ckpt.commit(total=1, items=1, applied=[("s1-0", 1)])
+    assert read_snapshot(path).total == 1
+
+
+def test_a_damaged_seq_file_is_one_line_saying_what_it_is(tmp_path: Path) -> None:
+    path = committed(tmp_path / "c.sqlite")
+    seq_path(path).write_text("{")
+    message = str(assert_refused_untouched(path))
+    assert str(seq_path(path)) in message and "delete it" in message
+
+
+def test_a_checkpoint_of_0_1_without_a_digest_opens_and_gets_one(tmp_path: Path) -> None:
+    path = committed(tmp_path / "c.sqlite")
+    tamper(path, "DELETE FROM meta WHERE key IN ('digest', 'id', 'seq')")
+    seq_path(path).unlink()
+    assert read_snapshot(path).total == {"sum": 1001}
+    with opened(path) as ckpt:
+        assert ckpt.snapshot().items == 2
+        ckpt.commit(total={"sum": 7}, items=3, applied=[("s1-9", 1)])
+    keys = {k for (k,) in sqlite3.connect(path).execute("SELECT key FROM meta")}
+    assert {"digest", "id", "seq"} <= keys and seq_path(path).exists()
+    tamper(path, "UPDATE meta SET value = '8' WHERE key = 'items'")
+    assert_refused_untouched(path)

@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
@@ -100,14 +101,45 @@ def test_cursor_is_never_half_written(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.undo()
     assert path.read_bytes() == before
     assert load_cursor(path) == CURSOR
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cursor.json"]
 
 
-def test_stale_tmp_from_a_crash_does_not_spoil_the_next_save(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stale", ["cursor.json.tmp", ".cursor.json.k2j4x9.tmp"])
+def test_stale_tmp_from_a_crash_does_not_spoil_the_next_save(tmp_path: Path, stale: str) -> None:
     path = tmp_path / "cursor.json"
-    (tmp_path / "cursor.json.tmp").write_bytes(b"half a curs")
+    (tmp_path / stale).write_bytes(b"half a curs")
     save_cursor(path, CURSOR)
     assert load_cursor(path) == CURSOR
-    assert not (tmp_path / "cursor.json.tmp").exists()
+
+
+def test_two_producers_saving_at_once_never_crash_or_tear_the_cursor(tmp_path: Path) -> None:
+    """Each save has its own temp file: no writer renames or truncates another's."""
+    path = tmp_path / "cursor.json"
+    saved = [replace(CURSOR, next_batch=n) for n in range(300)]
+    failures: list[BaseException] = []
+    loaded: list[Cursor | None] = []
+
+    def save(cursors: list[Cursor]) -> None:
+        try:
+            for cursor in cursors:
+                save_cursor(path, cursor)
+        except BaseException as exc:
+            failures.append(exc)
+
+    def load() -> None:
+        while any(t.is_alive() for t in writers):
+            loaded.append(load_cursor(path))
+
+    writers = [threading.Thread(target=save, args=(saved[k::2],)) for k in range(2)]
+    reader = threading.Thread(target=load)
+    for thread in [*writers, reader]:
+        thread.start()
+    for thread in [*writers, reader]:
+        thread.join()
+    assert failures == []
+    assert all(cursor is None or cursor in saved for cursor in loaded)
+    assert load_cursor(path) in saved[-2:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cursor.json"]
 
 
 DAMAGED = {
