@@ -25,9 +25,10 @@ from beanmill.checkpoint import Checkpoint, Snapshot
 from beanmill.commit_policy import Staging, commit_due, interval
 from beanmill.crashpoint import crashpoint
 from beanmill.ending import EndConditions, Estimator, half_width, stop_reason
-from beanmill.errors import QueueLost
+from beanmill.errors import QueueLost, QueueUnavailable
 from beanmill.fold import Fold
 from beanmill.jobspec import Progress, Spec
+from beanmill.lease import Lease, lease_tube
 from beanmill.notify import Notifier
 from beanmill.outcomes import Retry
 from beanmill.progress import progress_line
@@ -72,6 +73,9 @@ class Reducer:
         self.queue = Queue(
             address, use=self.results_tube, watch=self.results_tube, retry_s=opts.connect_retry
         )
+        # One reducer per job, from any host: a second one would split the results.
+        self.lease = Lease(address, lease_tube(spec.name, "reducer"), role="reducer")
+        self.lease.acquire()
         self.ckpt = Checkpoint(checkpoint, spec.name)
         self.snap = self.ckpt.snapshot()
         self.fold = Fold(self.ckpt, self.snap, spec.rereduce)
@@ -93,6 +97,7 @@ class Reducer:
     def commit(self, stopped_because: str | None = None) -> None:
         if not self.fold.job_count and stopped_because is None:
             return
+        self._renew_lease()  # never commit without it: another reducer may have taken over
         change = self.fold.build()
         estimate = None
         if self.estimator is not None and (self.snap.batches or change.applied):
@@ -132,6 +137,12 @@ class Reducer:
                 hint="see `beanmill buried`; fix the cause, then `beanmill requeue`",
             )
         self.put_retries()
+
+    def _renew_lease(self) -> None:
+        try:
+            self.lease.renew()
+        except QueueUnavailable as exc:
+            raise QueueLost(str(exc)) from None
 
     def _bury_id(self, job_id: int) -> None:
         # Its reservation may have ended (TTR, restart): then it comes back, judged again.
@@ -229,43 +240,57 @@ class Reducer:
             self._announce_finished()
             return _exit_code(self.snap)
         log.info("reducer_started", items=self.snap.items, batches=self.snap.batches)
-        self.put_retries()
+        retries_due = True
         while not self.stop.is_set():
             self.notifier.watchdog()
-            if self._due():
-                self.commit()
-                reason = self._stop_reason()
-                if reason is not None:
-                    self.commit(stopped_because=reason)
-                    log.info("job_stopped_early", reason=reason)
-                if self.snap.complete and self.opts.exit_when_complete:
-                    break
-            if time.monotonic() - self.last_progress >= self.opts.progress_interval:
-                self.print_progress()
-            timeout = 1
-            if self.fold.job_count and self.caught_up:
-                # Wait out the short caught-up interval, then commit unless more came.
-                self.stop.wait(max(0.0, self.last_commit + self._interval() - time.monotonic()))
-                timeout = 0
             try:
-                jobs = self.queue.reserve_many(timeout=timeout, most=RESERVE_AT_ONCE)
-                self.caught_up = len(jobs) < RESERVE_AT_ONCE
-                for job in jobs:
-                    crashpoint("reducer.after_reserve")
-                    self._stage(job)
+                if retries_due:
+                    self.put_retries()
+                    retries_due = False
+                if self._step():
+                    break
             except QueueLost:
                 # Uncommitted work is dropped: its results come back to a new connection.
                 self.fold.reset(self.snap)
+                retries_due = True
                 if not self.queue.reconnect(self.stop, self.notifier.watchdog):
                     break
         if self.stop.is_set():
             self.notifier.stopping()
-            self.commit()
+            try:
+                self.commit()
+            except QueueLost:
+                log.warning("final_commit_skipped", hint="its results come back to the next run")
         self.print_progress(_state(self.snap))
         if self.snap.complete:
             self._announce_finished()
         log.info("reducer_stopped", items=self.snap.items, complete=self.snap.complete)
         return _exit_code(self.snap) if self.snap.complete else exitcodes.OK
+
+    def _step(self) -> bool:
+        """Commit if due, show progress, stage what comes; True when the job is finished.
+        Every queue failure in here is a QueueLost, which the loop answers by reconnecting."""
+        if self._due():
+            self.commit()
+            reason = self._stop_reason()
+            if reason is not None:
+                self.commit(stopped_because=reason)
+                log.info("job_stopped_early", reason=reason)
+            if self.snap.complete and self.opts.exit_when_complete:
+                return True
+        if time.monotonic() - self.last_progress >= self.opts.progress_interval:
+            self.print_progress()
+        timeout = 1
+        if self.fold.job_count and self.caught_up:
+            # Wait out the short caught-up interval, then commit unless more came.
+            self.stop.wait(max(0.0, self.last_commit + self._interval() - time.monotonic()))
+            timeout = 0
+        jobs = self.queue.reserve_many(timeout=timeout, most=RESERVE_AT_ONCE)
+        self.caught_up = len(jobs) < RESERVE_AT_ONCE
+        for job in jobs:
+            crashpoint("reducer.after_reserve")
+            self._stage(job)
+        return False
 
     def _announce_finished(self) -> None:
         """Tell producers and consumers on every host, through the control tube, and remove
@@ -284,6 +309,7 @@ class Reducer:
     def close(self) -> None:
         self.queue.close()
         self.ckpt.close()
+        self.lease.release()
 
 
 def _state(snap: Snapshot) -> str:
