@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from beanmill import wire
-from beanmill.errors import BeanmillError, CheckFailed
+from beanmill.errors import BeanmillError, CheckFailed, UserCodeError
 from beanmill.jobspec import Spec, load_spec
 from beanmill.jsontypes import JSON, Item
 from beanmill.progress import duration
@@ -143,6 +143,8 @@ def _call(hook: str, fn: Callable[..., T], files: frozenset[str], *args: object)
     """One call of user code; its exception becomes one line naming the hook and the line."""
     try:
         return fn(*args)
+    except UserCodeError as exc:  # already told at the user's line (Spec.items())
+        raise CheckFailed(str(exc)) from exc
     except Exception as exc:
         raise CheckFailed(f"{hook} raised {_describe(exc)} at {_where(exc, files)}") from exc
 

@@ -38,5 +38,5 @@ class MalformedMessage(BeanmillError):
     """A body on a tube is not something beanmill can use; it is buried, never crashes a role."""
 
 
-class CheckFailed(BeanmillError):
+class CheckFailed(UserCodeError):
     """A dry run of the job spec found a problem that a real run would hit hours in."""

@@ -14,6 +14,7 @@ from pathlib import Path
 import greenstalk
 import pytest
 
+from beanmill import exitcodes
 from beanmill.server import free_port
 from support import wait_for
 
@@ -137,6 +138,12 @@ def test_a_unit_keeps_the_settings_the_role_relies_on(unit: str) -> None:
     assert found["StateDirectory"] == ["beanmill"]
     for key in ("ProtectSystem", "NoNewPrivileges", "PrivateTmp", "ProtectHome"):
         assert found[key] == ["strict" if key == "ProtectSystem" else "yes"], key
+    # No restart for what a restart cannot fix; a reducer that finished with failed items
+    # also stays down (and shows failed) rather than finishing again in a loop.
+    final = [exitcodes.USAGE, exitcodes.USER_CODE]
+    if role == "reducer":
+        final.append(exitcodes.FAILED_ITEMS)
+    assert sorted(int(c) for c in found["RestartPreventExitStatus"][0].split()) == sorted(final)
 
 
 def test_the_example_env_file_sets_what_the_units_expand() -> None:
