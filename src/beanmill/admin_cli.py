@@ -221,6 +221,34 @@ def register(group: click.Group) -> None:
     group.add_command(requeue)
     group.add_command(delete)
     group.add_command(top)
+    group.add_command(reset)
+
+
+@click.command()
+@job_options
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+def reset(
+    spec: str | None,
+    job_name: str | None,
+    beanstalkd: str | None,
+    data_dir: Path | None,
+    yes: bool,
+) -> None:
+    """Clear a job's tubes (items, results, control, leases) so its name can be used again.
+
+    With --data-dir the run's checkpoint and cursor go too: the next `beanmill run` starts
+    the job over. Refused while a role of the job still holds a job."""
+    with target(spec, job_name, beanstalkd, data_dir) as t:
+        what = f"every queued job of {t.job} on {t.address}"
+        if data_dir is not None:
+            what += f", and the checkpoint and cursor in {data_dir}"
+        if not yes:
+            click.confirm(f"delete {what}?", abort=True)
+        result = admin.reset(t.address, t.job, data_dir)
+    jobs = sum(result.deleted.values())
+    click.echo(f"reset {t.job}: deleted {jobs} jobs from {len(result.deleted)} tubes")
+    if result.removed:
+        click.echo(f"removed {', '.join(sorted(result.removed))} from {data_dir}")
 
 
 @click.command()

@@ -71,10 +71,19 @@ class Snapshot:
     #: Retry batches scheduled and not applied yet: the job is not finished while any are.
     pending: int = 0
     failed_items: int = 0
+    #: Ledger entries of the job's own layout: only these complete it.
+    layout_batches: int = 0
+    identity: str | None = None
 
     @property
     def producer_batches(self) -> int:
-        return self.batches - self.bare_batches - self.retry_batches
+        return self.layout_batches
+
+    @property
+    def foreign_batches(self) -> int:
+        """Batches of no layout (a foreign producer's): counted, reported apart, and never
+        standing in for a batch of the layout."""
+        return self.batches - self.bare_batches - self.retry_batches - self.layout_batches
 
     @property
     def complete(self) -> bool:
@@ -98,6 +107,8 @@ class Snapshot:
             "errors": self.errors,
             "failed_items": self.failed_items,
             "retries_pending": self.pending,
+            "foreign_batches": self.foreign_batches,
+            "identity": self.identity,
             "stopped_because": self.stopped_because,
             "estimate": self.estimate,
             "updated_at": self.updated_at,
@@ -255,6 +266,7 @@ class Checkpoint:
         layout: str | None = None,
         stopped_because: str | None = None,
         estimate: dict[str, JSON] | None = None,
+        identity: str | None = None,
         retries: Sequence[Retry] = (),
         failed: Sequence[FailedItem] = (),
     ) -> None:
@@ -270,6 +282,8 @@ class Checkpoint:
             meta["end_batches"], meta["end_items"] = end.batches, end.items
         if layout is not None:
             meta["layout"] = layout
+        if identity is not None:
+            meta["identity"] = identity
         if stopped_because is not None:
             meta["stopped_because"] = stopped_because
         if estimate is not None:
@@ -427,6 +441,11 @@ def _snapshot(
             "count(*) FILTER (WHERE batch LIKE ?) FROM ledger",
             (BARE_PREFIX, BARE_PREFIX[:-1] + chr(ord(BARE_PREFIX[-1]) + 1), "%" + RETRY_SUFFIX),
         ).fetchone()
+        layout = meta.get("layout")
+        (in_layout,) = db.execute(
+            "SELECT count(*) FROM ledger WHERE batch LIKE ? AND batch NOT LIKE ?",
+            (f"{layout}-%", "%" + RETRY_SUFFIX),
+        ).fetchone()
         (errors,) = db.execute("SELECT count(*) FROM errors").fetchone()
         pending = _count_rows(db, "pending")
         failed = _count_rows(db, "failed")
@@ -451,6 +470,8 @@ def _snapshot(
         retry_batches=retry,
         pending=pending,
         failed_items=failed,
+        layout_batches=in_layout if layout is not None else 0,
+        identity=meta.get("identity"),
     )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import greenstalk
 import structlog
 
+from beanmill.control import finished_record
 from beanmill.crashpoint import crashpoint
 from beanmill.errors import MalformedMessage, QueueLost, UserCodeError
 from beanmill.jobspec import Spec
@@ -71,6 +72,8 @@ class Consumer:
         )
         self.mapper = Mapper(spec.map, opts.threads, opts.map_timeout, self._thread_setup)
         self.storm = Storm()
+        #: The identity of the batches taken so far, to know this run's finished record.
+        self.identity: str | None = None
         self.host = socket.gethostname()
         self.jobs_done = 0
         self.finished_seen = False
@@ -145,7 +148,7 @@ class Consumer:
         if self.finished_seen or now - self.last_finished_check < FINISHED_CHECK_S:
             return
         self.last_finished_check = now
-        if self.queue.has_ready(self.spec.control_tube):
+        if finished_record(self.queue, self.spec.control_tube, self.identity) is not None:
             self.finished_seen = True
             log.info("job_finished", hint="the reducer has finished this job; stop this consumer")
 
@@ -166,10 +169,20 @@ class Consumer:
 
     def _decode(self, job: greenstalk.Job[bytes]) -> tuple[greenstalk.Job[bytes], Batch] | None:
         try:
-            return job, decode_batch(job.body)
+            batch = decode_batch(job.body)
         except MalformedMessage as exc:
             self._bury_malformed(job, str(exc))
             return None
+        if batch.version is not None and batch.version != self.spec.version:
+            self._bury_malformed(
+                job,
+                f"batch made for version {batch.version!r} of job {self.spec.name}, and this "
+                f"consumer runs version {self.spec.version!r}: run consumers of the "
+                "producer's version, then `beanmill requeue`",
+            )
+            return None
+        self.identity = batch.job or self.identity
+        return job, batch
 
     def _process(self, group: list[tuple[greenstalk.Job[bytes], Batch]]) -> None:
         """Map, reduce per job, put one result for the group, then delete the group.
@@ -232,6 +245,7 @@ class Consumer:
             retry_delay=min(self.opts.retry_delay * 2**batch.attempt, RETRY_DELAY_MAX_S),
             final=batch.attempt + 1 >= self.opts.max_attempts,
             host=self.host,
+            job=batch.job,
         )
 
     def _put_alone(self, job: greenstalk.Job[bytes], batch: Batch, partial: Partial) -> bool:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from beanmill.errors import CursorError
 from beanmill.files import atomic_write, ensure_private_dir
+from beanmill.identity import Population, changed_population
 
 CURSOR_VERSION = 1
 
@@ -25,6 +26,13 @@ class Cursor:
     #: Jobs put: more than next_batch when a batch too big for beanstalkd's -z was split.
     jobs_put: int = 0
     finished: bool = False
+    #: The job's identity (identity.py): made once, when the job starts.
+    identity: str = ""
+    run: str = ""
+    #: An indexable population's fingerprint, or a stream's digest of the items put so far.
+    population_size: int | None = None
+    population_digest: str | None = None
+    stream_digest: str | None = None
 
     def same_run(self, other: Cursor) -> bool:
         return (self.job, self.batch_size, self.order, self.seed) == (
@@ -44,6 +52,11 @@ FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "items_put": int,
     "jobs_put": int,
     "finished": bool,
+    "identity": str,
+    "run": str,
+    "population_size": (int, type(None)),
+    "population_digest": (str, type(None)),
+    "stream_digest": (str, type(None)),
 }
 
 
@@ -86,4 +99,17 @@ def check_resumable(saved: Cursor, wanted: Cursor, path: Path) -> None:
             f"the cursor {path} was written for job={saved.job} batch_size={saved.batch_size} "
             f"order={saved.order} seed={saved.seed}; rerun with those settings, or delete it "
             "and the checkpoint to start over"
+        )
+
+
+def check_population(saved: Cursor, now: Population | None, path: Path) -> None:
+    """Refuse to resume a job whose items() changed: the total would match neither."""
+    if saved.population_size is None or saved.population_digest is None:
+        return  # a stream (checked as it is read again), or a cursor from before 0.2
+    then = Population(saved.population_size, saved.population_digest)
+    if now != then:
+        why = changed_population(then, now) if now else "items() is no longer a sequence"
+        raise CursorError(
+            f"{why} (cursor {path}): the total would match neither; run it under a new job "
+            f"name, or `beanmill reset --job {saved.job}` to start it over"
         )

@@ -73,6 +73,7 @@ class Commit:
     errors: list[ErrorRecord]
     end: EndRecord | None
     layout: str | None
+    identity: str | None
     retries: list[Retry]
     failed: list[FailedItem]
     job_ids: list[int]
@@ -93,6 +94,7 @@ class Fold:
         self.batches: set[str] = set()
         self.items = 0
         self.layout: str | None = None
+        self.identity: str | None = None
         self.end_staged = False
 
     @property
@@ -106,18 +108,22 @@ class Fold:
     def stage(self, job_id: int, body: bytes) -> str | None:
         """Stage one result job; the reason to bury it instead, or None."""
         job = StagedJob(job_id, body)
+        adopted = self.identity, self.layout  # undone if the record is refused
         try:
             record = decode_result(body)
             if isinstance(record, Partial | Partials):
                 entries = (record,) if isinstance(record, Partial) else record.entries
+                self._check_identity([p.job for p in entries])
                 job.entries = self._new_entries(entries)
             elif isinstance(record, ErrorRecord):
                 if not self.ledger.applied([record.batch]) and record.batch not in self.batches:
                     job.error = record
             else:
+                self._check_end(record)
                 job.end = record
                 self.end_staged = True
         except MalformedMessage as exc:
+            self.identity, self.layout = adopted
             return str(exc)
         for partial in job.entries:
             self.batches.update(partial.batches)
@@ -128,6 +134,37 @@ class Fold:
                 )
         self.jobs.append(job)
         return None
+
+    def _check_identity(self, tags: list[str | None]) -> None:
+        """Every record of one run of the job carries its tag; the first one applied is the
+        checkpoint's, and a record with another belongs to another run or version."""
+        known = self.identity or self.snap.identity
+        for tag in tags:
+            if tag is None:
+                continue  # a foreign producer's batch carries none
+            if known is None:
+                self.identity = known = tag
+            elif tag != known:
+                raise MalformedMessage(
+                    f"record of another run or version of job {self.snap.job} (identity "
+                    f"{tag}, this checkpoint holds {known}): not mixed in; a producer restarted "
+                    "from a new cursor, or `items()`/`version` changed: use a new job name or "
+                    "`beanmill reset`"
+                )
+
+    def _check_end(self, end: EndRecord) -> None:
+        """An `end` counts only for this job's own layout (and identity)."""
+        known = self.layout or self.snap.layout
+        if end.layout is None:
+            raise MalformedMessage("an end record must name its batch layout")
+        if known is not None and end.layout != known:
+            raise MalformedMessage(
+                f"end record of layout {end.layout!r}, and this checkpoint's is {known!r}: a "
+                "producer with another --batch-size/--order/--seed"
+            )
+        self._check_identity([end.job])
+        if known is None:
+            self.layout = end.layout
 
     def _check_layout(self, batch_ids: list[str]) -> None:
         layouts = {lay for b in batch_ids if (lay := layout_of(b)) is not None}
@@ -225,6 +262,7 @@ class Fold:
             errors=[*errors.values(), *(b.record for b in buried)],
             end=end,
             layout=self.layout,
+            identity=self.identity,
             retries=retries,
             failed=failed,
             job_ids=[job.job_id for job in good],

@@ -53,6 +53,8 @@ class Job:
     """Subclass it: define items() and map(), then reduce()/rereduce() or set a reducer."""
 
     name: str = ""
+    #: Change it when map() changes on purpose: partials of another version are refused.
+    version: str | int | None = None
     reducer: Reducer | None = None
 
     def items(self) -> Iterable[Item]:
@@ -99,6 +101,8 @@ class Spec:
                 f"job name {name!r} cannot name a tube: use letters, digits and .+/;$_()- only"
             )
         self.name = name
+        version = getattr(obj, "version", None)
+        self.version: str | None = None if version is None else str(version)
         for hook in ("items", "map"):
             if not _defines(obj, hook):
                 raise SpecError(f"{ref}: a job spec must define {hook}()")

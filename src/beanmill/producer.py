@@ -13,11 +13,21 @@ from typing import TypeVar
 import greenstalk
 import structlog
 
+from beanmill.control import finished_record
 from beanmill.crashpoint import crashpoint
-from beanmill.cursor import Cursor, check_resumable, load_cursor, save_cursor
-from beanmill.errors import BeanmillError, QueueLost, SpecError, UserCodeError
+from beanmill.cursor import Cursor, check_population, check_resumable, load_cursor, save_cursor
+from beanmill.errors import (
+    BeanmillError,
+    CursorError,
+    QueueLost,
+    QueueUnavailable,
+    SpecError,
+    UserCodeError,
+)
+from beanmill.identity import Population, StreamDigest, job_tag, new_run_id, population_of
 from beanmill.jobspec import Spec
 from beanmill.jsontypes import Item
+from beanmill.lease import RENEW_EVERY_S, Lease, lease_tube
 from beanmill.notify import Notifier
 from beanmill.queue import Queue
 from beanmill.source import DEFAULT_BATCH_SIZE, Layout, batches, population_size
@@ -49,12 +59,30 @@ class Producer:
         self.items_tube, self.results_tube = spec.tubes
         self.layout = Layout(opts.batch_size, opts.order, opts.seed)
         self.queue = Queue(address, use=self.items_tube, retry_s=opts.connect_retry)
+        # One producer per job: two would put their batches twice and race on the cursor.
+        self.lease = Lease(address, lease_tube(spec.name, "producer"), role="producer")
+        self.lease.acquire()
+        self.last_renew = time.monotonic()
         self.finished_early = False
         self.notifier = Notifier()
+        self.identity = ""
+        self.stream: StreamDigest | None = None
+
+    def _renew_lease(self) -> None:
+        """At most every RENEW_EVERY_S: a producer waiting on its consumers for hours keeps
+        its lease; a lost one (another producer took over) stops this one."""
+        if time.monotonic() - self.last_renew < RENEW_EVERY_S:
+            return
+        try:
+            self.lease.renew()
+        except QueueUnavailable as exc:
+            raise QueueLost(str(exc)) from None
+        self.last_renew = time.monotonic()
 
     def _wait_below_high_water(self) -> None:
         """Backpressure: never let more than `high_water` batches wait in beanstalkd's memory."""
-        if self.queue.has_ready(self.spec.control_tube):
+        self._renew_lease()
+        if finished_record(self.queue, self.spec.control_tube, self.identity) is not None:
             log.info("job_finished", hint="the reducer stopped the job; no more batches")
             self.finished_early = True
             return
@@ -63,6 +91,7 @@ class Producer:
             if ready < self.opts.high_water:
                 return
             self.notifier.watchdog()  # waiting on consumers is not hanging
+            self._renew_lease()
             time.sleep(0.05)
 
     def run(self) -> int:
@@ -72,8 +101,17 @@ class Producer:
             order=self.opts.order,
             seed=self.opts.seed,
         )
-        cursor = load_cursor(self.state) or wanted
+        saved = load_cursor(self.state)
+        population = population_of(self.spec.items())
+        cursor = saved or self._new_job(wanted, population)
+        if saved is None:  # before any put: a restart must find the same identity
+            save_cursor(self.state, cursor)
         check_resumable(cursor, wanted, self.state)
+        check_population(cursor, population, self.state)
+        if not cursor.identity:  # a cursor from before identities: give it one now
+            tag = job_tag(self.spec.name, self.spec.version, self.layout.tag, None, "")
+            cursor = replace(cursor, identity=tag)
+        self.identity = cursor.identity
         if cursor.finished:
             self._put_end(cursor)
             log.info("producer_already_finished", batches=cursor.next_batch, items=cursor.items_put)
@@ -88,38 +126,81 @@ class Producer:
             log.info("producer_finished", batches=cursor.next_batch, items=cursor.items_put)
         return 0
 
+    def _new_job(self, wanted: Cursor, population: Population | None) -> Cursor:
+        run = new_run_id()
+        tag = job_tag(self.spec.name, self.spec.version, self.layout.tag, population, run)
+        return replace(
+            wanted,
+            identity=tag,
+            run=run,
+            population_size=population.size if population else None,
+            population_digest=population.digest if population else None,
+        )
+
+    def _stream_from(
+        self, items: Iterable[Item], cursor: Cursor
+    ) -> Iterator[tuple[int, list[Item]]]:
+        """A stream (no len()) is read again from its start, and the items before the cursor
+        must digest as they did when they were put: else items() changed under the job."""
+        if population_of(items) is not None:
+            self.stream = None
+            yield from self._user_batches(items, cursor.next_batch)
+            return
+        self.stream = StreamDigest()
+        for seq, chunk in self._user_batches(items, 0):
+            if seq == cursor.next_batch:
+                self._check_stream(cursor)
+            if seq >= cursor.next_batch:
+                yield seq, chunk  # the caller digests it once it is put
+            else:
+                self.stream.update(chunk)
+        if cursor.next_batch > 0 and not cursor.finished:
+            self._check_stream(cursor)  # it ended before the cursor: it shrank
+
+    def _check_stream(self, cursor: Cursor) -> None:
+        assert self.stream is not None
+        if cursor.stream_digest is not None and self.stream.hexdigest() != cursor.stream_digest:
+            raise CursorError(
+                f"items() gives other items than when this job started (its first "
+                f"{cursor.items_put:,} differ; cursor {self.state}): the total would match "
+                f"neither; run it under a new job name, or `beanmill reset --job "
+                f"{self.spec.name}` to start it over"
+            )
+
     def _put_batches(self, cursor: Cursor) -> Cursor:
         items = self.spec.items()
         next_batch, count, jobs = cursor.next_batch, cursor.items_put, cursor.jobs_put
         last_save = time.monotonic()
         budget = 0  # puts left before the next high-water check
-        for seq, chunk in self._user_batches(items, cursor.next_batch):
+        for seq, chunk in self._stream_from(items, cursor):
             if self.stop.is_set():
-                return _at(cursor, next_batch, count, jobs)
+                return self._at(cursor, next_batch, count, jobs)
             if budget <= 0:
                 self._retrying(self._wait_below_high_water)
                 budget = max(1, self.opts.high_water // 10)
                 if self.finished_early:
                     # Batches put after the reducer's drain would wait forever: drain again.
                     self._retrying(lambda: self.queue.drain(self.items_tube))
-                    return replace(_at(cursor, next_batch, count, jobs), finished=True)
+                    return replace(self._at(cursor, next_batch, count, jobs), finished=True)
             put = self._retrying(
                 functools.partial(self._put_batch, self.layout.batch_id(seq), tuple(chunk))
             )
             if put is None:
-                return _at(cursor, next_batch, count, jobs)  # stopped while reconnecting
+                return self._at(cursor, next_batch, count, jobs)  # stopped while reconnecting
+            if self.stream is not None:
+                self.stream.update(chunk)
             crashpoint("producer.after_put")
             self.notifier.watchdog()
             budget -= 1
             next_batch, count, jobs = seq + 1, count + len(chunk), jobs + put
             if time.monotonic() - last_save >= CURSOR_EVERY_S:
-                save_cursor(self.state, _at(cursor, next_batch, count, jobs))
+                save_cursor(self.state, self._at(cursor, next_batch, count, jobs))
                 crashpoint("producer.after_cursor")
                 last_save = time.monotonic()
         total = population_size(items)
         if total is not None and count != total:
             raise SpecError(f"items() gave {count} items but its len() says {total}")
-        return replace(_at(cursor, next_batch, count, jobs), finished=True)
+        return replace(self._at(cursor, next_batch, count, jobs), finished=True)
 
     def _user_batches(self, items: Iterable[Item], start: int) -> Iterator[tuple[int, list[Item]]]:
         """batches(), where an exception raised while iterating items() is the user's."""
@@ -136,6 +217,16 @@ class Producer:
                     f"items() of {self.spec.ref} raised while iterating: {user_frame(exc)}"
                 ) from None
 
+    def _at(self, cursor: Cursor, next_batch: int, items_put: int, jobs_put: int) -> Cursor:
+        stream = self.stream.hexdigest() if self.stream is not None else cursor.stream_digest
+        return replace(
+            cursor,
+            next_batch=next_batch,
+            items_put=items_put,
+            jobs_put=jobs_put,
+            stream_digest=stream,
+        )
+
     def _retrying(self, action: Callable[[], T]) -> T | None:
         """Run a queue action, reconnecting on loss; None if told to stop before it ran.
 
@@ -151,7 +242,7 @@ class Producer:
     def _put_batch(self, batch_id: str, items: tuple[Item, ...]) -> int:
         """Put one batch; one too big for beanstalkd's -z is put as two halves (`.0`, `.1`),
         recursively, with IDs as deterministic as the batch's. Returns the jobs put."""
-        body = encode_batch(Batch(batch_id, items))
+        body = encode_batch(Batch(batch_id, items, job=self.identity, version=self.spec.version))
         try:
             self.queue.put(self.items_tube, body, ttr=self.opts.ttr, priority=self.opts.priority)
             return 1
@@ -173,12 +264,9 @@ class Producer:
         )
 
     def _put_end(self, cursor: Cursor) -> None:
-        end = encode_result(EndRecord(batches=cursor.jobs_put, items=cursor.items_put))
+        record = EndRecord(cursor.jobs_put, cursor.items_put, self.identity, self.layout.tag)
+        end = encode_result(record)
         self._retrying(lambda: self.queue.put(self.results_tube, end, ttr=self.opts.ttr))
-
-
-def _at(cursor: Cursor, next_batch: int, items_put: int, jobs_put: int) -> Cursor:
-    return replace(cursor, next_batch=next_batch, items_put=items_put, jobs_put=jobs_put)
 
 
 def run_producer(
@@ -190,3 +278,4 @@ def run_producer(
         return producer.run()
     finally:
         producer.queue.close()
+        producer.lease.release()

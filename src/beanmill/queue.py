@@ -214,6 +214,26 @@ class Queue:
                     deleted += self.delete(job.id)
         return deleted
 
+    def peek_ready(self, tube: str) -> greenstalk.Job[bytes] | None:
+        """The next ready job of `tube`, left where it is; None when there is none."""
+        try:
+            with lost_on_error(self.address):
+                self.client.use(tube)
+                self._using = tube
+                job: greenstalk.Job[bytes] = self.client.peek_ready()
+        except greenstalk.NotFoundError:
+            return None
+        return job
+
+    def reserve_job(self, job_id: int) -> greenstalk.Job[bytes] | None:
+        """Reserve this job by ID (to bury it); None if another client took it first."""
+        try:
+            with lost_on_error(self.address):
+                job: greenstalk.Job[bytes] = self.client.reserve_job(job_id)
+        except greenstalk.NotFoundError:
+            return None
+        return job
+
     def has_ready(self, tube: str) -> bool:
         return int(self.stats_tube(tube).get("current-jobs-ready", 0)) > 0
 

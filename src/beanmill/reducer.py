@@ -23,6 +23,7 @@ import structlog
 from beanmill import exitcodes
 from beanmill.checkpoint import Checkpoint, Snapshot
 from beanmill.commit_policy import Staging, commit_due, interval
+from beanmill.control import finished_record
 from beanmill.crashpoint import crashpoint
 from beanmill.ending import EndConditions, Estimator, half_width, stop_reason
 from beanmill.errors import QueueLost, QueueUnavailable
@@ -110,6 +111,7 @@ class Reducer:
             errors=change.errors,
             end=change.end,
             layout=change.layout,
+            identity=change.identity,
             stopped_because=stopped_because,
             retries=change.retries,
             failed=change.failed,
@@ -169,7 +171,8 @@ class Reducer:
         )
 
     def _put_retry(self, retry: Retry) -> bool:
-        body = encode_batch(Batch(retry.batch, retry.items, attempt=retry.attempt))
+        retried = Batch(retry.batch, retry.items, attempt=retry.attempt, job=self.snap.identity)
+        body = encode_batch(retried)
         try:
             self.queue.put(self.items_tube, body, delay=retry.delay, ttr=RETRY_TTR)
         except greenstalk.JobTooBigError:
@@ -297,8 +300,10 @@ class Reducer:
         the item jobs an early stop left behind. Idempotent: repeated at every start."""
         reason = self.snap.stopped_because or "every batch applied"
         try:
-            if not self.queue.has_ready(self.spec.control_tube):
-                body = encode_finished(FinishedRecord(reason, self.snap.items))
+            tube = self.spec.control_tube
+            if finished_record(self.queue, tube, self.snap.identity) is None:
+                record = FinishedRecord(reason, self.snap.items, self.snap.identity)
+                body = encode_finished(record)
                 self.queue.put(self.spec.control_tube, body, ttr=60)
             if self.snap.stopped_because is not None:
                 drained = self.queue.drain(self.spec.tubes[0])

@@ -22,8 +22,10 @@ import structlog
 
 from beanmill import datadir, exitcodes
 from beanmill.checkpoint import Snapshot, read_snapshot
+from beanmill.cursor import check_population, load_cursor
 from beanmill.ending import EndConditions
 from beanmill.errors import BeanmillError
+from beanmill.identity import population_of
 from beanmill.jobspec import Spec
 from beanmill.queue import connect
 from beanmill.server import Beanstalkd, die_with_parent, start_private
@@ -198,6 +200,9 @@ def _make_data_dir(path: Path) -> None:
 
 def run_job(spec: Spec, opts: RunOptions, stop: threading.Event) -> int:
     _make_data_dir(opts.data_dir)
+    saved = load_cursor(opts.cursor)
+    if saved is not None:  # before "already finished": an edited items() is not finished
+        check_population(saved, population_of(spec.items()), opts.cursor)
     if opts.checkpoint.exists():
         snap = read_snapshot(opts.checkpoint)
         if snap.job != spec.name:

@@ -32,6 +32,9 @@ class Batch:
     items: tuple[Item, ...]
     attempt: int = 0
     bare: bool = False
+    #: The job's identity tag and version (see identity.py); None in a foreign batch.
+    job: str | None = None
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class Partial:
     retry_delay: int = 0
     final: bool = False
     host: str = ""
+    job: str | None = None  # the identity tag of the batch it came from
 
     @property
     def failed_items(self) -> int:
@@ -87,6 +91,8 @@ class EndRecord:
 
     batches: int
     items: int
+    job: str | None = None
+    layout: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,7 @@ class FinishedRecord:
 
     reason: str
     items: int
+    job: str | None = None
 
 
 @dataclass(frozen=True)
@@ -182,15 +189,30 @@ def _count(obj: dict[str, Any], key: str) -> int:
 
 
 def encode_batch(batch: Batch) -> bytes:
-    return dumps(
-        {
-            "v": VERSION,
-            "type": "batch",
-            "batch": batch.batch,
-            "attempt": batch.attempt,
-            "items": list(batch.items),
-        }
-    )
+    obj: dict[str, Any] = {
+        "v": VERSION,
+        "type": "batch",
+        "batch": batch.batch,
+        "attempt": batch.attempt,
+        "items": list(batch.items),
+    }
+    _optional(obj, job=batch.job, version=batch.version)
+    return dumps(obj)
+
+
+def _optional(obj: dict[str, Any], **fields: str | None) -> None:
+    """Fields added since the first format are written only when set: old readers ignore
+    them, and a body without them reads as before."""
+    obj.update({k: v for k, v in fields.items() if v is not None})
+
+
+def _tag(obj: dict[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_BATCH_ID_CHARS:
+        raise MalformedMessage(f"{key!r} must be a string of at most 200 characters")
+    return value
 
 
 def decode_batch(body: bytes) -> Batch:
@@ -214,7 +236,11 @@ def decode_batch(body: bytes) -> Batch:
     if not isinstance(items, list) or not items or not all(_is_item(i) for i in items):
         raise MalformedMessage("'items' must be a non-empty list of strings or integers")
     return Batch(
-        batch=_batch_id(obj.get("batch")), items=tuple(items), attempt=_count(obj, "attempt")
+        batch=_batch_id(obj.get("batch")),
+        items=tuple(items),
+        attempt=_count(obj, "attempt"),
+        job=_tag(obj, "job"),
+        version=_tag(obj, "version"),
     )
 
 
@@ -225,6 +251,7 @@ def _partial_fields(p: Partial) -> dict[str, Any]:
             {"error": f.error, "traceback": f.traceback, "items": list(f.items)} for f in p.failed
         ]
         fields.update(attempt=p.attempt, retry_delay=p.retry_delay, final=p.final, host=p.host)
+    _optional(fields, job=p.job)
     return fields
 
 
@@ -253,7 +280,14 @@ def encode_result(record: Result) -> bytes:
                 "host": record.host,
             }
         )
-    return dumps({"v": VERSION, "type": "end", "batches": record.batches, "items": record.items})
+    obj: dict[str, Any] = {
+        "v": VERSION,
+        "type": "end",
+        "batches": record.batches,
+        "items": record.items,
+    }
+    _optional(obj, job=record.job, layout=record.layout)
+    return dumps(obj)
 
 
 def _text(obj: dict[str, Any], key: str) -> str:
@@ -287,6 +321,7 @@ def _decode_partial(obj: Any) -> Partial:
         retry_delay=_count(obj, "retry_delay") if failed else 0,
         final=final,
         host=_text(obj, "host"),
+        job=_tag(obj, "job"),
     )
 
 
@@ -328,12 +363,24 @@ def decode_result(body: bytes) -> Result:
             host=_text(obj, "host"),
         )
     if kind == "end":
-        return EndRecord(batches=_count(obj, "batches"), items=_count(obj, "items"))
+        return EndRecord(
+            batches=_count(obj, "batches"),
+            items=_count(obj, "items"),
+            job=_tag(obj, "job"),
+            layout=_tag(obj, "layout"),
+        )
     raise MalformedMessage(f"unknown record type {kind!r}")
 
 
 def encode_finished(record: FinishedRecord) -> bytes:
-    return dumps({"v": VERSION, "type": "finished", "reason": record.reason, "items": record.items})
+    obj: dict[str, Any] = {
+        "v": VERSION,
+        "type": "finished",
+        "reason": record.reason,
+        "items": record.items,
+    }
+    _optional(obj, job=record.job)
+    return dumps(obj)
 
 
 def decode_finished(body: bytes) -> FinishedRecord:
@@ -341,4 +388,6 @@ def decode_finished(body: bytes) -> FinishedRecord:
     if not isinstance(obj, dict) or obj.get("type") != "finished":
         raise MalformedMessage("the control tube holds only 'finished' records")
     _check_version(obj)
-    return FinishedRecord(reason=_text(obj, "reason"), items=_count(obj, "items"))
+    return FinishedRecord(
+        reason=_text(obj, "reason"), items=_count(obj, "items"), job=_tag(obj, "job")
+    )

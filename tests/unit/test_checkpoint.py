@@ -171,15 +171,18 @@ def test_error_and_its_batch_in_one_commit_leave_no_error(tmp_path: Path) -> Non
 
 def test_complete_once_producer_batches_reach_the_end_record(tmp_path: Path) -> None:
     bare = [(bare_batch_id(str(i)), 1) for i in range(5)]
+    foreign = [("x-0001", 1), ("x-0002", 1), ("x-0003", 1)]
     with opened(tmp_path / "c.sqlite") as ckpt:
-        ckpt.commit(total=0, items=7, applied=[("s1-0", 1), ("s1-1", 1), *bare])
+        first = [("s1-0", 1), ("s1-1", 1), *bare, *foreign]
+        ckpt.commit(total=0, items=10, applied=first, layout="s1")
         assert not ckpt.snapshot().complete  # no end record yet
-        ckpt.commit(total=0, items=7, applied=[], end=EndRecord(batches=3, items=3))
+        ckpt.commit(total=0, items=10, applied=[], end=EndRecord(batches=3, items=3))
         snap = ckpt.snapshot()
-        assert (snap.batches, snap.bare_batches, snap.producer_batches) == (7, 5, 2)
-        assert (snap.end_batches, snap.end_items) == (3, 3)
-        assert not snap.complete  # bare items do not count towards the producer's batches
-        ckpt.commit(total=0, items=8, applied=[("s1-2", 1)])
+        assert (snap.batches, snap.bare_batches, snap.producer_batches) == (10, 5, 2)
+        assert (snap.end_batches, snap.end_items, snap.foreign_batches) == (3, 3, 3)
+        # neither bare items nor foreign batches stand in for the producer's batches
+        assert not snap.complete
+        ckpt.commit(total=0, items=11, applied=[("s1-2", 1)])
         assert ckpt.snapshot().complete
         assert ckpt.snapshot().as_json()["complete"] is True
 

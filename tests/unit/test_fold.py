@@ -141,7 +141,7 @@ def test_commit_policy_waits_for_the_interval_and_commits_an_end_at_once() -> No
 
 
 def test_commit_policy_commits_sooner_when_caught_up_and_when_the_job_is_done() -> None:
-    snap = replace(EMPTY, items=10_000, batches=9, end_batches=10)
+    snap = replace(EMPTY, items=10_000, batches=9, layout_batches=9, end_batches=10)
     assert commit_due(staging(), snap, 0.0, 2.0, caught_up=False)  # the last batch
     snap = replace(snap, end_batches=None)
     assert not commit_due(staging(), snap, 2.0 * CAUGHT_UP_SHARE * 0.9, 2.0, caught_up=True)
@@ -155,5 +155,35 @@ def test_commit_policy_doubles_early_for_log_spaced_estimates() -> None:
 
 def test_an_end_record_is_staged_for_the_commit() -> None:
     ledger = MemoryLedger()
-    change = run(ledger, [encode_result(EndRecord(batches=3, items=30))])
-    assert change.end == EndRecord(3, 30)
+    change = run(ledger, [encode_result(EndRecord(3, 30, "tag1", "s500"))])
+    assert change.end == EndRecord(3, 30, "tag1", "s500")
+    assert (change.layout, change.identity) == ("s500", "tag1")
+
+
+def refused(ledger: MemoryLedger, body: bytes, snap: Snapshot | None = None) -> str:
+    fold = Fold(ledger, snap or ledger.snapshot(), SUM.rereduce)
+    reason = fold.stage(next(job_ids), body)
+    assert reason is not None
+    assert fold.job_count == 0 and fold.identity is None
+    return reason
+
+
+def test_an_end_record_without_a_layout_or_of_another_layout_is_refused() -> None:
+    """A forged `{"type":"end","batches":0}` would otherwise complete a job at once."""
+    ledger = MemoryLedger()
+    assert "must name its batch layout" in refused(ledger, encode_result(EndRecord(0, 0)))
+    snap = replace(ledger.snapshot(), layout="s500")
+    other = encode_result(EndRecord(4, 40, None, "s100"))
+    assert "another --batch-size" in refused(ledger, other, snap)
+
+
+def test_records_of_another_run_or_version_are_refused_not_mixed_in() -> None:
+    ledger = MemoryLedger()
+    mine = encode_result(Partial(("s500-0",), 2, 3, job="tag-a"))
+    theirs = encode_result(Partial(("s500-1",), 2, 30, job="tag-b"))
+    change = run(ledger, [mine])
+    assert change.identity == "tag-a"
+    snap = replace(ledger.snapshot(), identity="tag-a")
+    assert "another run or version" in refused(ledger, theirs, snap)
+    end = encode_result(EndRecord(1, 2, "tag-b", "s500"))
+    assert "another run or version" in refused(ledger, end, snap)
