@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
+import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -143,3 +145,17 @@ def beanstalkd_counts(server: Beanstalkd, tube: str) -> dict[str, int]:
         return {}
     finally:
         client.close()
+
+
+@contextlib.contextmanager
+def umask(mask: int) -> Iterator[None]:
+    """Files created inside get this umask (tests of 0600 whatever the umask)."""
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)

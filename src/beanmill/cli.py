@@ -102,6 +102,30 @@ def ending_options(fn: F) -> F:
     return fn
 
 
+def retry_options(fn: F) -> F:
+    """How failing items are retried: for `consumer` and `run` alike."""
+    fn = click.option(
+        "--map-timeout",
+        type=click.FloatRange(0, min_open=True),
+        default=None,
+        help="seconds one map() may run before its item fails like an exception",
+    )(fn)
+    fn = click.option(
+        "--retry-delay",
+        type=click.IntRange(0),
+        default=1,
+        show_default=True,
+        help="seconds before an item's first retry; doubles each attempt",
+    )(fn)
+    return click.option(
+        "--max-attempts",
+        type=click.IntRange(1),
+        default=3,
+        show_default=True,
+        help="tries per item before it counts as failed (see `beanmill buried`)",
+    )(fn)
+
+
 connect_retry_option = click.option(
     "--connect-retry",
     type=click.FloatRange(0),
@@ -192,26 +216,7 @@ def show_config(ctx: click.Context, commands: tuple[str, ...]) -> None:
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
 @click.option("--log-format", default="auto", type=click.Choice(["auto", "json", "console"]))
-@click.option(
-    "--max-attempts",
-    type=click.IntRange(1),
-    default=3,
-    show_default=True,
-    help="tries per item before it counts as failed",
-)
-@click.option(
-    "--retry-delay",
-    type=click.IntRange(0),
-    default=1,
-    show_default=True,
-    help="seconds before an item's first retry; doubles each attempt",
-)
-@click.option(
-    "--map-timeout",
-    type=click.FloatRange(0, min_open=True),
-    default=None,
-    help="seconds one map() may run before its item fails like an exception",
-)
+@retry_options
 @click.option("--no-check", is_flag=True, help="skip the quick check of the spec at start")
 def run(
     spec: str,
@@ -320,32 +325,13 @@ def producer(
 @cli.command()
 @click.argument("spec")
 @beanstalkd_option(required=True)
-@click.option(
-    "--max-attempts",
-    type=click.IntRange(1),
-    default=3,
-    show_default=True,
-    help="tries per batch before it is buried",
-)
-@click.option(
-    "--retry-delay",
-    type=click.IntRange(0),
-    default=1,
-    show_default=True,
-    help="seconds before the first retry; doubles each attempt",
-)
+@retry_options
 @click.option(
     "--threads",
     type=click.IntRange(1),
     default=1,
     show_default=True,
     help="map threads (for I/O-bound maps)",
-)
-@click.option(
-    "--map-timeout",
-    type=click.FloatRange(0, min_open=True),
-    default=None,
-    help="seconds one map() may run before its batch fails like an exception",
 )
 @click.option(
     "--idle-exit", type=float, default=None, help="exit 0 after this many seconds without work"

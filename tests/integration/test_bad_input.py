@@ -209,3 +209,36 @@ def test_a_result_whose_entries_overlap_is_buried_whole_and_a_repeat_entry_count
     rc, _, err = finish(reducer)
     assert rc == 0
     assert "partial overlaps the ledger" in err
+
+
+def test_a_failing_item_of_exactly_the_max_job_size_is_buried_not_a_poison_pill(
+    procs: Procs, tmp_path: Path
+) -> None:
+    """Its failure record (or a retry) cannot fit in a job: it is buried with its reason,
+    and every consumer that meets it stays up."""
+    server = Beanstalkd(tmp_path / "binlog", free_port(), extra_args=("-z", "2000")).start()
+    try:
+        client = greenstalk.Client((server.host, server.port), use="words.items")
+        client.put("x" * 2000)  # a bare ID that int() refuses, of exactly the max size
+        for n in (5, 6, 7):
+            client.put(str(n))
+        client.close()
+        ckpt = tmp_path / "ck.sqlite"
+        address = ("--beanstalkd", server.address)
+        consumers = [
+            procs.beanmill("consumer", spec_ref("sums:Words"), *address, "--max-attempts", "1")
+            for _ in range(2)
+        ]
+        procs.reducer(spec_ref("sums:Words"), server.address, ckpt)
+        wait_for(
+            lambda: (
+                ckpt.exists()
+                and status(ckpt)["items"] == 3
+                and beanstalkd_counts(server, "words.items").get("current-jobs-buried") == 1
+            ),
+            what="the three good items counted, the giant buried",
+        )
+        assert status(ckpt)["total"] == 18
+        assert all(c.poll() is None for c in consumers), "no consumer died on it"
+    finally:
+        server.kill()

@@ -56,6 +56,18 @@ bad_result_bodies = st.lists(
                 b'{"v": 2, "type": "end", "batches": 1, "items": 1}',
                 b'{"v": 1, "type": "mystery"}',
                 b"[1, 2, 3]",
+                # these decode, but cannot be folded or stored: buried, the reducer goes on
+                b'{"v": 1, "type": "partial", "batches": ["q1"], "items": 1, "value": "x"}',
+                b'{"v": 1, "type": "partial", "batches": ["q2"], "items": 1, "value": '
+                + b"9" * 4400
+                + b"}",
+                b'{"v": 1, "type": "partial", "batches": ["q3"], "items": '
+                + str(10**30).encode()
+                + b', "value": 1}',
+                b'{"v": 1, "type": "error", "batch": "q4", "job_id": '
+                + str(10**30).encode()
+                + b', "attempts": 1}',
+                b'{"v": 1, "type": "end", "batches": 0, "items": 0}',
             ]
         ),
     ),

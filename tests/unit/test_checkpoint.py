@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,17 +19,9 @@ from beanmill.checkpoint import Checkpoint, read_errors, read_history, read_snap
 from beanmill.errors import CheckpointError
 from beanmill.integrity import seq_path
 from beanmill.wire import EndRecord, ErrorRecord, bare_batch_id
+from support import mode, umask
 
 JOB = "squares"
-
-
-@contextmanager
-def umask(mask: int) -> Iterator[None]:
-    old = os.umask(mask)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 @contextmanager
@@ -40,10 +31,6 @@ def opened(path: Path, job: str = JOB) -> Iterator[Checkpoint]:
         yield ckpt
     finally:
         ckpt.close()
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
 
 
 def error(batch: str, exception: str = "ValueError: boom") -> ErrorRecord:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import stat
 import tempfile
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +15,7 @@ from hypothesis import strategies as st
 
 from beanmill.cursor import CURSOR_VERSION, Cursor, check_resumable, load_cursor, save_cursor
 from beanmill.errors import CursorError
+from support import mode, umask
 
 CURSOR = Cursor(job="squares", batch_size=100, order="random", seed=7, next_batch=3, items_put=300)
 
@@ -31,19 +29,6 @@ cursors = st.builds(
     items_put=st.integers(0, 10**15),
     finished=st.booleans(),
 )
-
-
-@contextmanager
-def umask(mask: int) -> Iterator[None]:
-    old = os.umask(mask)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
 
 
 def valid_bytes(cursor: Cursor = CURSOR) -> bytes:

@@ -4,27 +4,12 @@ atomically, and a lock that one open file holds."""
 from __future__ import annotations
 
 import os
-import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from beanmill.files import atomic_write, lock_file, lock_holder, open_private_append
-
-
-@contextmanager
-def umask(mask: int) -> Iterator[None]:
-    old = os.umask(mask)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
+from support import mode, umask
 
 
 @pytest.mark.parametrize("mask", [0, 0o022, 0o277], ids=oct)
