@@ -17,14 +17,14 @@ says how many there are in all, so the operator sees how many could not be descr
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
 
 import greenstalk
 
+from beanmill.admin_base import ServerStats, TubeStats, session, tube_stats, tubes_of
+from beanmill.admin_reset import ResetResult, job_tubes, reset
+from beanmill.admin_stats import Stats, TubeRates, Tubes, rates, stats
 from beanmill.checkpoint import (
     Snapshot,
     forget_errors,
@@ -33,18 +33,9 @@ from beanmill.checkpoint import (
     read_snapshot,
     requeue_failed,
 )
-from beanmill.errors import (
-    BeanmillError,
-    CheckpointError,
-    MalformedMessage,
-    QueueUnavailable,
-    SpecError,
-)
-from beanmill.jobspec import TUBE_NAME
+from beanmill.errors import CheckpointError, MalformedMessage
 from beanmill.jsontypes import Item
-from beanmill.lease import lease_tube
 from beanmill.outcomes import FailedItem, Retry
-from beanmill.queue import CONNECTION_ERRORS, connect
 from beanmill.wire import decode_batch, malformed_batch_id
 
 MALFORMED = "(malformed)"
@@ -54,49 +45,6 @@ NOT_BURIED = {
     "delayed": "it waits out a retry delay, then runs",
 }
 NO_STORED_ERROR = "no stored error: the reducer has not seen one yet, or the body was put by hand"
-
-
-class TubeStats(TypedDict):
-    name: str
-    ready: int
-    reserved: int
-    delayed: int
-    buried: int
-    total: int  # jobs put since the tube was created (it vanishes when unused and empty)
-    watching: int  # connections watching: consumers (items), the reducer (results)
-    waiting: int  # of those, idle in a reserve
-    deleted: int  # cmd-delete: with total, what top's rates come from
-
-
-#: beanstalkd's own names, so what an operator reads greps against its docs.
-ServerStats = TypedDict(
-    "ServerStats",
-    {
-        "version": str,
-        "uptime": int,
-        "binlog-oldest-index": int,
-        "binlog-current-index": int,
-        "binlog-max-size": int,
-        "current-connections": int,
-        "job-timeouts": int,
-    },
-)
-
-
-class Tubes(TypedDict):
-    items: TubeStats
-    results: TubeStats
-
-
-class Stats(TypedDict):
-    job: str
-    tubes: Tubes
-    server: ServerStats
-
-
-class TubeRates(TypedDict):
-    put_per_s: float
-    deleted_per_s: float
 
 
 @dataclass(frozen=True)
@@ -138,91 +86,6 @@ class RequeueResult:
     tube: str
     kicked: int
     problems: tuple[str, ...]  # one line per job id that was not kicked
-
-
-def tubes_of(job: str) -> tuple[str, str]:
-    """The items and results tubes of a job name; the name is checked like a spec's."""
-    if not TUBE_NAME.match(job):
-        raise SpecError(
-            f"job name {job!r} cannot name a tube: use letters, digits and .+/;$_()- only"
-        )
-    return f"{job}.items", f"{job}.results"
-
-
-@contextlib.contextmanager
-def _session(address: str, use: str | None = None) -> Iterator[greenstalk.Client[bytes]]:
-    """One short connection; a server that goes away mid-command is one clear error."""
-    client = connect(address, use=use)
-    try:
-        yield client
-    except CONNECTION_ERRORS as exc:
-        raise QueueUnavailable(
-            f"beanstalkd at {address} stopped answering ({exc!r}): check that it runs, "
-            "then run the command again"
-        ) from None
-    finally:
-        with contextlib.suppress(*CONNECTION_ERRORS):
-            client.close()
-
-
-def _tube_stats(client: greenstalk.Client[bytes], tube: str) -> TubeStats:
-    """A tube nobody has used yet (or that beanstalkd dropped as unused) reads as all zero."""
-    raw: Mapping[str, object]
-    try:
-        raw = client.stats_tube(tube)
-    except greenstalk.NotFoundError:
-        raw = {}
-
-    def count(key: str) -> int:
-        value = raw.get(key, 0)
-        return value if isinstance(value, int) else 0
-
-    counts: TubeStats = {
-        "name": tube,
-        "ready": count("current-jobs-ready"),
-        "reserved": count("current-jobs-reserved"),
-        "delayed": count("current-jobs-delayed"),
-        "buried": count("current-jobs-buried"),
-        "total": count("total-jobs"),
-        "watching": count("current-watching"),
-        "waiting": count("current-waiting"),
-        "deleted": count("cmd-delete"),
-    }
-    return counts
-
-
-def stats(address: str, job: str) -> Stats:
-    items, results = tubes_of(job)
-    with _session(address) as client:
-        raw = client.stats()
-        tubes = Tubes(items=_tube_stats(client, items), results=_tube_stats(client, results))
-    server: ServerStats = {
-        "version": str(raw["version"]),
-        "uptime": raw["uptime"],
-        "binlog-oldest-index": raw["binlog-oldest-index"],
-        "binlog-current-index": raw["binlog-current-index"],
-        "binlog-max-size": raw["binlog-max-size"],
-        "current-connections": raw["current-connections"],
-        "job-timeouts": raw["job-timeouts"],
-    }
-    return Stats(job=job, tubes=tubes, server=server)
-
-
-def rates(before: Stats, after: Stats, seconds: float) -> dict[str, TubeRates]:
-    """Jobs put and deleted per second in each tube between two samples. Counters restart
-    from 0 when beanstalkd restarts or drops an unused tube: a negative delta reads as 0."""
-    dt = max(seconds, 1e-9)
-
-    def rate(a: TubeStats, b: TubeStats) -> TubeRates:
-        return TubeRates(
-            put_per_s=max(0, b["total"] - a["total"]) / dt,
-            deleted_per_s=max(0, b["deleted"] - a["deleted"]) / dt,
-        )
-
-    return {
-        "items": rate(before["tubes"]["items"], after["tubes"]["items"]),
-        "results": rate(before["tubes"]["results"], after["tubes"]["results"]),
-    }
 
 
 def checkpoint_of(path: Path, job: str) -> Snapshot:
@@ -283,9 +146,9 @@ def buried(
         records = read_errors(checkpoint)
     found: dict[int, BuriedJob] = {}
     stale = 0
-    with _session(address, use=items) as client:
-        count = _tube_stats(client, items)["buried"]
-        results_buried = _tube_stats(client, results)["buried"]
+    with session(address, use=items) as client:
+        count = tube_stats(client, items)["buried"]
+        results_buried = tube_stats(client, results)["buried"]
         for batch, record in records.items():
             job_id = record.get("job_id")
             malformed = record.get("reason") == "malformed"
@@ -381,7 +244,7 @@ def requeue(
     items, _ = tubes_of(job)
     problems: list[str] = []
     kicked = 0
-    with _session(address, use=items) as client:
+    with session(address, use=items) as client:
         if job_ids:
             for job_id in dict.fromkeys(job_ids):
                 problem = _kick_one(client, job_id, items)
@@ -390,7 +253,7 @@ def requeue(
                 else:
                     problems.append(problem)
         else:
-            count = _tube_stats(client, items)["buried"]
+            count = tube_stats(client, items)["buried"]
             bound = count if max_jobs is None else min(max_jobs, count)
             kicked = client.kick(bound) if bound > 0 else 0
     return RequeueResult(tube=items, kicked=kicked, problems=tuple(problems))
@@ -422,7 +285,7 @@ def delete(
     deleted: list[int] = []
     keys: list[str] = []
     problems: list[str] = []
-    with _session(address) as client:
+    with session(address) as client:
         for job_id in dict.fromkeys(job_ids):
             problem = _not_buried_here(client, job_id, items, "; only buried jobs are deleted")
             if problem is not None:
@@ -446,66 +309,25 @@ def delete(
     return DeleteResult(deleted=tuple(deleted), forgotten=forgotten, problems=tuple(problems))
 
 
-@dataclass(frozen=True)
-class ResetResult:
-    deleted: dict[str, int]  # jobs deleted per tube
-    removed: tuple[str, ...]  # files of the data dir removed
-
-
-def job_tubes(job: str) -> tuple[str, ...]:
-    """Every tube a job uses: items, results, control, and its roles' leases."""
-    items, results = tubes_of(job)
-    leases = [lease_tube(job, role) for role in ("reducer", "producer")]
-    return (items, results, f"{job}.control", *leases, *(f"{t}.holder" for t in leases))
-
-
-def reset(address: str, job: str, data_dir: Path | None = None) -> ResetResult:
-    """Clear a job from beanstalkd (and its data dir) so that its name can be used again.
-
-    Refused while any of its jobs is reserved: a role still runs, and would put back what
-    was cleared. Then every ready, delayed and buried job of its tubes is deleted."""
-    tubes = job_tubes(job)
-    deleted: dict[str, int] = {}
-    with _session(address) as client:
-        busy = {t: n for t in tubes if (n := _reserved(client, t))}
-        if busy:
-            where = ", ".join(f"{t} ({n})" for t, n in busy.items())
-            raise BeanmillError(
-                f"job {job} still has reserved jobs in {where}: stop its producer, consumers "
-                "and reducer first, then reset"
-            )
-        for tube in tubes:
-            deleted[tube] = _delete_all(client, tube)
-    removed: list[str] = []
-    if data_dir is not None:
-        for name in DATA_DIR_STATE:
-            for path in data_dir.glob(name):
-                path.unlink()
-                removed.append(path.name)
-    return ResetResult(deleted, tuple(removed))
-
-
-#: What a run's data dir keeps of a job's progress (the binlog stays: it is beanstalkd's).
-DATA_DIR_STATE = ("checkpoint.sqlite*", "cursor.json", "progress.jsonl")
-
-
-def _reserved(client: greenstalk.Client[bytes], tube: str) -> int:
-    try:
-        return int(client.stats_tube(tube)["current-jobs-reserved"])
-    except greenstalk.NotFoundError:
-        return 0
-
-
-def _delete_all(client: greenstalk.Client[bytes], tube: str) -> int:
-    client.use(tube)
-    deleted = 0
-    for peek in (client.peek_ready, client.peek_delayed, client.peek_buried):
-        while True:
-            try:
-                job = peek()
-            except greenstalk.NotFoundError:
-                break
-            with contextlib.suppress(greenstalk.NotFoundError):
-                client.delete(job.id)
-                deleted += 1
-    return deleted
+__all__ = [
+    "BuriedJob",
+    "BuriedReport",
+    "DeleteResult",
+    "RequeueResult",
+    "ResetResult",
+    "ServerStats",
+    "Stats",
+    "TubeRates",
+    "TubeStats",
+    "Tubes",
+    "buried",
+    "checkpoint_of",
+    "delete",
+    "job_tubes",
+    "rates",
+    "requeue",
+    "requeue_failed_items",
+    "reset",
+    "stats",
+    "tubes_of",
+]

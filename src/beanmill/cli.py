@@ -6,7 +6,6 @@ every user-facing failure becomes one `beanmill: error: ...` line and exit statu
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,8 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from beanmill import admin_cli, check_cli, exitcodes, logs
-from beanmill.checkpoint import read_snapshot
+from beanmill import admin_cli, check_cli, exitcodes, logs, status_cli
 from beanmill.config import add_env_vars, default_map, describe_sources, find_config, load_config
 from beanmill.ending import EndConditions
 from beanmill.errors import BeanmillError, UserCodeError
@@ -414,58 +412,8 @@ def reducer(
     sys.exit(run_reducer(loaded, beanstalkd, checkpoint, opts, install_stop_handlers()))
 
 
-def _checkpoint_path(checkpoint: Path | None, data_dir: Path | None) -> Path:
-    if (checkpoint is None) == (data_dir is None):
-        raise BeanmillError("give exactly one of --checkpoint PATH or --data-dir DIR")
-    return checkpoint or (data_dir or Path()) / "checkpoint.sqlite"
-
-
-@cli.command()
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None)
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
-@click.option("--json", "as_json", is_flag=True, help="one JSON object")
-def status(checkpoint: Path | None, data_dir: Path | None, as_json: bool) -> None:
-    """Read a checkpoint (safe while the reducer runs)."""
-    snap = read_snapshot(_checkpoint_path(checkpoint, data_dir))
-    if as_json:
-        click.echo(json.dumps(snap.as_json()))
-        return
-    of = f"/{snap.end_items:,}" if snap.end_items is not None else ""
-    click.echo(f"job:      {snap.job}")
-    click.echo(f"items:    {snap.items:,}{of} in {snap.batches:,} batches")
-    click.echo(f"complete: {'yes' if snap.complete else 'no'}")
-    click.echo(f"errors:   {snap.errors}")
-    if snap.stopped_because:
-        click.echo(f"stopped:  {snap.stopped_because}")
-    ci = (snap.estimate or {}).get("ci95")
-    if snap.estimate and isinstance(ci, list):
-        click.echo(
-            f"estimate: {snap.estimate['mean']:.6g}, 95% interval "
-            f"[{ci[0]:.6g}, {ci[1]:.6g}] (n={snap.estimate['n']:,})"
-        )
-    click.echo(f"total:    {json.dumps(snap.total)}")
-
-
-@cli.command()
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None)
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    default=Path("convergence.png"),
-    show_default=True,
-)
-@click.option("--truth", type=float, default=None, help="draw the known answer as a line")
-def plot(checkpoint: Path | None, data_dir: Path | None, output: Path, truth: float | None) -> None:
-    """Plot the estimate and its 95% interval against items done (needs matplotlib)."""
-    from beanmill.plot import plot_convergence
-
-    points = plot_convergence(_checkpoint_path(checkpoint, data_dir), output, truth)
-    click.echo(f"wrote {output} ({points} points)")
-
-
 admin_cli.register(cli)
+status_cli.register(cli)
 check_cli.register(cli)
 add_env_vars(cli)
 

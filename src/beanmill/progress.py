@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+from beanmill.checkpoint_store import Snapshot
 from beanmill.jobspec import Progress
 
 
@@ -28,3 +31,30 @@ def progress_line(job: str, p: Progress, report: str, state: str = "") -> str:
         parts.append(f"{p.errors} buried (see `beanmill buried`)")
     parts.append(f"result: {report}")
     return " | ".join(parts)
+
+
+def status_lines(snap: Snapshot) -> list[str]:
+    """`beanmill status`, for people: one fact a line."""
+    of = f"/{snap.end_items:,}" if snap.end_items is not None else ""
+    lines = [
+        f"job:      {snap.job}",
+        f"items:    {snap.items:,}{of} in {snap.batches:,} batches",
+        f"complete: {'yes' if snap.complete else 'no'}",
+        f"errors:   {snap.errors}",
+    ]
+    if snap.failed_items:
+        lines.append(f"failed:   {snap.failed_items:,} items (see `beanmill buried`)")
+    if snap.pending:
+        lines.append(f"retries:  {snap.pending:,} batches of failed items to try again")
+    if snap.foreign_batches:
+        lines.append(f"foreign:  {snap.foreign_batches:,} batches of no layout (counted)")
+    if snap.stopped_because:
+        lines.append(f"stopped:  {snap.stopped_because}")
+    ci = (snap.estimate or {}).get("ci95")
+    if snap.estimate and isinstance(ci, list):
+        lines.append(
+            f"estimate: {snap.estimate['mean']:.6g}, 95% interval "
+            f"[{ci[0]:.6g}, {ci[1]:.6g}] (n={snap.estimate['n']:,})"
+        )
+    lines.append(f"total:    {json.dumps(snap.total)}")
+    return lines

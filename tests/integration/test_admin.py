@@ -53,7 +53,8 @@ def test_operator_finds_requeues_and_finishes_a_buried_batch(
     reducer = procs.beanmill(
         "reducer", FLAKY, *address, "--checkpoint", str(ckpt), "--commit-interval", "0.2", env=env
     )
-    assert finish(reducer, timeout=60)[0] == exitcodes.FAILED_ITEMS  # item 123, twice
+    rc, _, err = finish(reducer, timeout=60)
+    assert rc == exitcodes.FAILED_ITEMS, err  # item 123 failed twice
     assert status(ckpt)["errors"] == 1 and status(ckpt)["failed_items"] == 1
     consumer.send_signal(signal.SIGTERM)  # so that requeued jobs stay ready to be counted
     assert finish(consumer)[0] == 0
