@@ -66,15 +66,25 @@ class Consumer:
     ) -> None:
         self.spec, self.opts, self.stop = spec, opts, stop
         self.items_tube, self.results_tube = spec.tubes
+        self.notifier = Notifier()
+        #: The jobs in hand, kept reserved by `keep_alive` while they are mapped and while a
+        #: put of their partial waits for space on beanstalkd's binlog disk.
+        self.held: list[greenstalk.Job[bytes]] = []
+        self.touch_every: float | None = None
+        self.last_touch = 0.0
         self.queue = Queue(
-            address, use=self.results_tube, watch=self.items_tube, retry_s=opts.connect_retry
+            address,
+            use=self.results_tube,
+            watch=self.items_tube,
+            retry_s=opts.connect_retry,
+            stop=stop,
+            tick=self.keep_alive,
         )
         self.mapper = Mapper(spec.map, opts.threads, opts.map_timeout, self._thread_setup)
         self.storm = Storm()
         self.host = socket.gethostname()
         self.jobs_done = 0
         self.finished_seen = False
-        self.notifier = Notifier()
         self.last_finished_check = 0.0
 
     def _thread_setup(self) -> None:
@@ -178,7 +188,16 @@ class Consumer:
         good ones and schedules a retry of the rest (or keeps them as failed, at the last
         attempt) in one commit, so a batch handed out twice never counts an item twice."""
         jobs = [job for job, _ in group]
-        outcomes = self._map_jobs(jobs, [i for _, batch in group for i in batch.items])
+        self._hold(jobs)
+        try:
+            self._put_and_delete(group, jobs)
+        finally:
+            self._hold([])
+
+    def _put_and_delete(
+        self, group: list[tuple[greenstalk.Job[bytes], Batch]], jobs: list[greenstalk.Job[bytes]]
+    ) -> None:
+        outcomes = self.mapper.map([i for _, batch in group for i in batch.items], self.keep_alive)
         partials, start = [], 0
         for _, batch in group:
             end = start + len(batch.items)
@@ -272,23 +291,23 @@ class Consumer:
         else:
             bound.warning("items_failed_retrying", delay_s=partial.retry_delay)
 
-    def _map_jobs(self, jobs: list[greenstalk.Job[bytes]], items: list[Item]) -> list[Outcome]:
-        """Map the items, touching the jobs at half their TTR so long batches are not re-run."""
-        started = last_touch = time.monotonic()
-        touch_every: float | None = None
+    def _hold(self, jobs: list[greenstalk.Job[bytes]]) -> None:
+        self.held, self.touch_every, self.last_touch = jobs, None, time.monotonic()
 
-        def keep_alive() -> None:
-            nonlocal touch_every, last_touch
-            self.notifier.watchdog()
-            if touch_every is None:
-                touch_every = max(0.5, self.queue.ttr(jobs[0]) / 2)
-            now = time.monotonic()
-            if now - last_touch >= touch_every:
-                self.queue.touch_many([job.id for job in jobs])
-                last_touch = now
-                log.debug("jobs_touched", jobs=len(jobs), running_s=round(now - started, 1))
-
-        return self.mapper.map(items, keep_alive)
+    def keep_alive(self) -> None:
+        """Feed the watchdog, and touch the jobs in hand at half their TTR, so a long batch,
+        or a put that waits for beanstalkd's disk, is not handed out again. Touches are not
+        written to the binlog, so they work while its disk is full."""
+        self.notifier.watchdog()
+        if not self.held:
+            return
+        if self.touch_every is None:
+            self.touch_every = max(0.5, self.queue.ttr(self.held[0]) / 2)
+        now = time.monotonic()
+        if now - self.last_touch >= self.touch_every:
+            self.queue.touch_many([job.id for job in self.held])
+            log.debug("jobs_touched", jobs=len(self.held), held_s=round(now - self.last_touch, 1))
+            self.last_touch = now
 
     def _bury_with_error(self, job: greenstalk.Job[bytes], batch: Batch, exc: Exception) -> None:
         record = ErrorRecord(
@@ -316,8 +335,12 @@ class Consumer:
             traceback="",
             host=self.host,
         )
-        self._put_error(record)
-        self.queue.bury(job)
+        self._hold([job])
+        try:
+            self._put_error(record)
+            self.queue.bury(job)
+        finally:
+            self._hold([])
         log.error("job_malformed_buried", job_id=job.id, reason=reason, bytes=len(job.body))
 
     def _put_error(self, record: ErrorRecord) -> None:

@@ -48,9 +48,15 @@ class Producer:
         self.spec, self.state, self.opts, self.stop = spec, state, opts, stop
         self.items_tube, self.results_tube = spec.tubes
         self.layout = Layout(opts.batch_size, opts.order, opts.seed)
-        self.queue = Queue(address, use=self.items_tube, retry_s=opts.connect_retry)
-        self.finished_early = False
         self.notifier = Notifier()
+        self.queue = Queue(
+            address,
+            use=self.items_tube,
+            retry_s=opts.connect_retry,
+            stop=stop,
+            tick=self.notifier.watchdog,
+        )
+        self.finished_early = False
 
     def _wait_below_high_water(self) -> None:
         """Backpressure: never let more than `high_water` batches wait in beanstalkd's memory."""

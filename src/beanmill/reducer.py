@@ -70,11 +70,22 @@ class Reducer:
     ) -> None:
         self.spec, self.opts, self.stop, self.out = spec, opts, stop, out
         self.items_tube, self.results_tube = spec.tubes
+        self.notifier = Notifier()
         self.queue = Queue(
-            address, use=self.results_tube, watch=self.results_tube, retry_s=opts.connect_retry
+            address,
+            use=self.results_tube,
+            watch=self.results_tube,
+            retry_s=opts.connect_retry,
+            stop=stop,
+            tick=self.notifier.watchdog,
         )
         # One reducer per job, from any host: a second one would split the results.
-        self.lease = Lease(address, lease_tube(spec.name, "reducer"), role="reducer")
+        self.lease = Lease(
+            address,
+            lease_tube(spec.name, "reducer"),
+            role="reducer",
+            waits=self.queue.binlog_waits,
+        )
         self.lease.acquire()
         self.ckpt = Checkpoint(checkpoint, spec.name)
         self.snap = self.ckpt.snapshot()
@@ -82,7 +93,6 @@ class Reducer:
         self.population = population_size(spec.items())
         self.estimator = _estimator(spec, self.population)
         self.last_half: float | None = None
-        self.notifier = Notifier()
         self.started = time.monotonic()
         self.items_at_start = self.snap.items
         self.last_commit = self.last_progress = time.monotonic()

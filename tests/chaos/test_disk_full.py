@@ -1,15 +1,20 @@
-"""A full disk while the reducer commits: one clear error, nothing lost, exact after a restart."""
+"""Full disks: the reducer's (one clear error, nothing lost, exact after a restart) and
+beanstalkd's binlog disk (every role waits with one line a minute, then goes on by itself)."""
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import greenstalk
 import pytest
 
-from beanmill.server import Beanstalkd
+from beanmill.server import Beanstalkd, free_port
 from specs.sums import squares_answer
 from support import Procs, beanstalkd_counts, finish, spec_ref, start_roles, status, wait_for
 
@@ -76,3 +81,83 @@ def test_a_full_disk_stops_the_reducer_cleanly_and_a_restart_finishes_exactly(
     assert rc == 0, err
     snap = status(ckpt)
     assert snap["items"] == 4000 and snap["total"] == squares_answer(4000)
+
+
+@pytest.fixture
+def binlog_on_small_disk(small_disk: Path) -> Iterator[Beanstalkd]:
+    """beanstalkd with its binlog on the small tmpfs, in 64 KiB files (the default 10 MB would
+    not fit one)."""
+    server = Beanstalkd(
+        binlog_dir=small_disk / "binlog", port=free_port(), extra_args=("-s", "65536")
+    ).start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def read_events_until(
+    proc: subprocess.Popen[str], done: Callable[[list[dict[str, object]]], bool], timeout: float
+) -> list[dict[str, object]]:
+    """The JSON log events of a running process's stderr, read until `done` holds for them."""
+    assert proc.stderr is not None
+    events: list[dict[str, object]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not done(events):
+        ready, _, _ = select.select([proc.stderr], [], [], 0.1)
+        if not ready:
+            continue
+        line = proc.stderr.readline()
+        if not line:
+            break
+        assert "Traceback" not in line, line
+        if line.startswith("{"):
+            events.append(json.loads(line))
+    assert done(events), f"gave up after {timeout}s; events: {events[-5:]}"
+    return events
+
+
+def disk_full_roles(events: list[dict[str, object]]) -> list[object]:
+    return [e["role"] for e in events if e["event"] == "beanstalkd_disk_full"]
+
+
+def test_a_full_binlog_disk_makes_every_role_wait_and_the_run_goes_on_once_space_is_back(
+    binlog_on_small_disk: Beanstalkd, small_disk: Path, procs: Procs, tmp_path: Path
+) -> None:
+    server = binlog_on_small_disk
+    filler = fill(small_disk)
+    env = {"SUMS_ITEMS": "20000"}
+    run = procs.beanmill(
+        "run", SQUARES, "--beanstalkd", server.address, "--data-dir", str(tmp_path / "data"),
+        "--batch-size", "20", "--ttr", "2", "--no-check", env=env,
+    )  # fmt: skip
+    # The producer's puts are refused first, then the consumers' partials (each holding a
+    # batch, touched past its 2 s TTR) and the reducer's lease: they all wait.
+    events = read_events_until(
+        run, lambda ev: {"producer", "consumer"} <= set(disk_full_roles(ev)), timeout=15
+    )
+    started = time.monotonic()
+    events += read_events_until(run, lambda ev: time.monotonic() - started > 4, timeout=10)
+    lines = [e for e in events if e["event"] == "beanstalkd_disk_full"]
+    assert "disk is full" in str(lines[0]["hint"]) and "free space" in str(lines[0]["hint"])
+    pids = [e["pid"] for e in lines]
+    assert len(pids) == len(set(pids)), "one line per role in the first minute, not one a try"
+    assert run.poll() is None, "nothing crashed or gave up"
+
+    filler.unlink()  # space is back: nothing else is done, beanstalkd goes on by itself
+    rc, out, err = finish(run, timeout=60)
+    assert rc == 0, err[-2000:]
+    assert f"result: {squares_answer(20000)}" in out
+    assert "Traceback" not in err and "role_restarted" not in err
+    assert "beanstalkd_lost" not in err
+    stats = greenstalk.Client((server.host, server.port), encoding=None)
+    try:
+        assert stats.stats()["job-timeouts"] == 0, "the batches in hand were kept by touches"
+        # beanstalkd still writes its binlog after the full disk: a job put now survives a
+        # restart of the server.
+        stats.use("after")
+        stats.put(b"still logged")
+    finally:
+        stats.close()
+    server.restart()
+    assert beanstalkd_counts(server, "after")["current-jobs-ready"] == 1
