@@ -46,6 +46,13 @@ MAX_HUNG_PER_THREAD = 4
 #: A job with fewer items than this brings along up to GROUP_JOBS - 1 more ready jobs.
 SMALL_BATCH = 32
 GROUP_JOBS = 64
+#: Most ready partials on the results tube before consumers wait for the reducer: a stopped
+#: reducer then bounds beanstalkd's memory and binlog instead of letting them grow.
+RESULTS_HIGH_WATER = 5000
+#: Paused consumers go on once the backlog is down to this share of the mark, so a reducer
+#: that is only a little behind does not make them pause and resume at every job.
+RESULTS_RESUME_SHARE = 0.75
+RESULTS_CHECK_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class ConsumerOptions:
     result_ttr: int = 120
     #: Exit when the tube is empty for this long (seconds); None waits for work forever.
     idle_exit: float | None = None
+    results_high_water: int = RESULTS_HIGH_WATER
 
 
 class Consumer:
@@ -121,6 +129,7 @@ class Consumer:
                 rc = 1
                 break
             try:
+                self._wait_for_the_reducer()
                 with interruptible():
                     job = self.queue.reserve(timeout=1)
                 if job is None:
@@ -147,6 +156,31 @@ class Consumer:
         self.mapper.close()
         self.queue.close()
         return rc
+
+    def _results_ready(self) -> int:
+        return int(self.queue.stats_tube(self.results_tube).get("current-jobs-ready", 0))
+
+    def _wait_for_the_reducer(self) -> None:
+        """Backpressure on results: checked before each reserve (one round trip per batch),
+        so the tube holds at most the mark plus one partial per consumer."""
+        mark = self.opts.results_high_water
+        ready = self._results_ready()
+        if ready <= mark:
+            return
+        log.warning(
+            "results_backlog_paused",
+            ready=ready,
+            high_water=mark,
+            hint="the reducer is behind or stopped: start it (or find why it is slow); "
+            "this consumer goes on by itself once the results are taken",
+        )
+        paused = time.monotonic()
+        while ready > mark * RESULTS_RESUME_SHARE:
+            self.notifier.watchdog()  # waiting on the reducer is not hanging
+            if self.stop.wait(RESULTS_CHECK_S):
+                return
+            ready = self._results_ready()
+        log.info("results_backlog_resumed", ready=ready, paused_s=round(time.monotonic() - paused))
 
     def _check_finished(self) -> None:
         """While idle, look (every few seconds, one round trip) for the reducer's finished

@@ -3,20 +3,28 @@ beanstalkd's binlog disk (every role waits with one line a minute, then goes on 
 
 from __future__ import annotations
 
-import json
 import os
-import select
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import greenstalk
 import pytest
 
 from beanmill.server import Beanstalkd, free_port
 from specs.sums import squares_answer
-from support import Procs, beanstalkd_counts, finish, spec_ref, start_roles, status, wait_for
+from support import (
+    Procs,
+    StderrTail,
+    beanstalkd_counts,
+    finish,
+    spec_ref,
+    start_roles,
+    status,
+    wait_for,
+)
 
 SQUARES = spec_ref("sums:Squares")
 
@@ -96,29 +104,8 @@ def binlog_on_small_disk(small_disk: Path) -> Iterator[Beanstalkd]:
         server.kill()
 
 
-def read_events_until(
-    proc: subprocess.Popen[str], done: Callable[[list[dict[str, object]]], bool], timeout: float
-) -> list[dict[str, object]]:
-    """The JSON log events of a running process's stderr, read until `done` holds for them."""
-    assert proc.stderr is not None
-    events: list[dict[str, object]] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not done(events):
-        ready, _, _ = select.select([proc.stderr], [], [], 0.1)
-        if not ready:
-            continue
-        line = proc.stderr.readline()
-        if not line:
-            break
-        assert "Traceback" not in line, line
-        if line.startswith("{"):
-            events.append(json.loads(line))
-    assert done(events), f"gave up after {timeout}s; events: {events[-5:]}"
-    return events
-
-
-def disk_full_roles(events: list[dict[str, object]]) -> list[object]:
-    return [e["role"] for e in events if e["event"] == "beanstalkd_disk_full"]
+def disk_full_lines(tail: StderrTail) -> list[dict[str, Any]]:
+    return [e for e in tail.events() if e["event"] == "beanstalkd_disk_full"]
 
 
 def test_a_full_binlog_disk_makes_every_role_wait_and_the_run_goes_on_once_space_is_back(
@@ -133,20 +120,25 @@ def test_a_full_binlog_disk_makes_every_role_wait_and_the_run_goes_on_once_space
     )  # fmt: skip
     # The producer's puts are refused first, then the consumers' partials (each holding a
     # batch, touched past its 2 s TTR) and the reducer's lease: they all wait.
-    events = read_events_until(
-        run, lambda ev: {"producer", "consumer"} <= set(disk_full_roles(ev)), timeout=15
+    tail = StderrTail(run)
+    wait_for(
+        lambda: {"producer", "consumer"} <= {e["role"] for e in disk_full_lines(tail)},
+        timeout=15,
+        what="the producer and a consumer to say the disk is full",
     )
-    started = time.monotonic()
-    events += read_events_until(run, lambda ev: time.monotonic() - started > 4, timeout=10)
-    lines = [e for e in events if e["event"] == "beanstalkd_disk_full"]
-    assert "disk is full" in str(lines[0]["hint"]) and "free space" in str(lines[0]["hint"])
+    time.sleep(4)  # the wait goes on, longer than the TTR, and the line is not repeated
+    lines = disk_full_lines(tail)
+    hint = str(lines[0]["hint"])
+    assert "disk is full" in hint and "free space" in hint
     pids = [e["pid"] for e in lines]
     assert len(pids) == len(set(pids)), "one line per role in the first minute, not one a try"
     assert run.poll() is None, "nothing crashed or gave up"
 
     filler.unlink()  # space is back: nothing else is done, beanstalkd goes on by itself
-    rc, out, err = finish(run, timeout=60)
-    assert rc == 0, err[-2000:]
+    assert run.stdout is not None
+    out = run.stdout.read()
+    assert run.wait(timeout=60) == 0, tail.text()[-2000:]
+    err = tail.text()
     assert f"result: {squares_answer(20000)}" in out
     assert "Traceback" not in err and "role_restarted" not in err
     assert "beanstalkd_lost" not in err
