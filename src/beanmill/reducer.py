@@ -26,6 +26,7 @@ from beanmill.commit_policy import Staging, commit_due, interval
 from beanmill.crashpoint import crashpoint
 from beanmill.ending import EndConditions, Estimator, half_width, stop_reason
 from beanmill.errors import QueueLost, QueueUnavailable
+from beanmill.files import open_private_append
 from beanmill.fold import Fold
 from beanmill.jobspec import Progress, Spec
 from beanmill.lease import Lease, lease_tube
@@ -221,7 +222,7 @@ class Reducer:
                 "estimate": self.snap.estimate,
                 "report": report,
             }
-            with self.opts.progress_file.open("a") as fh:
+            with open_private_append(self.opts.progress_file) as fh:
                 fh.write(json.dumps(record) + "\n")
         self.last_progress = time.monotonic()
 
