@@ -9,6 +9,7 @@ import select
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -159,3 +160,35 @@ def umask(mask: int) -> Iterator[None]:
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+class StderrTail:
+    """Every line a running process writes to stderr, read by a thread of its own (select on
+    the pipe misses lines that Python's buffer already holds), for polling with a deadline."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        self.lines: list[str] = []
+        self._stream = proc.stderr
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for line in self._stream:
+            self.lines.append(line)
+
+    def events(self) -> list[dict[str, Any]]:
+        """The JSON log events so far (other lines, such as progress, are skipped)."""
+        return [json.loads(x) for x in list(self.lines) if x.startswith("{")]
+
+    def wait_for(self, event: str, timeout: float = 30.0, count: int = 1) -> None:
+        wait_for(
+            lambda: sum(e["event"] == event for e in self.events()) >= count,
+            timeout,
+            what=f"{count} {event!r} events; last lines: {''.join(self.lines[-5:])[-800:]}",
+        )
+
+    def text(self, timeout: float = 30.0) -> str:
+        """All of stderr, once the process has closed it."""
+        self._thread.join(timeout)
+        return "".join(self.lines)

@@ -334,6 +334,13 @@ def producer(
 @click.option(
     "--idle-exit", type=float, default=None, help="exit 0 after this many seconds without work"
 )
+@click.option(
+    "--results-high-water",
+    type=click.IntRange(1),
+    default=5000,
+    show_default=True,
+    help="wait while the results tube holds more ready partials (the reducer is behind)",
+)
 @connect_retry_option
 @logging_options
 def consumer(
@@ -344,6 +351,7 @@ def consumer(
     threads: int,
     map_timeout: float | None,
     idle_exit: float | None,
+    results_high_water: int,
     connect_retry: float,
     log_level: str,
     log_format: str,
@@ -360,6 +368,7 @@ def consumer(
         map_timeout=map_timeout,
         idle_exit=idle_exit,
         connect_retry=connect_retry,
+        results_high_water=results_high_water,
     )
     sys.exit(run_consumer(loaded, beanstalkd, opts, install_stop_handlers()))
 

@@ -47,6 +47,13 @@ MAX_HUNG_PER_THREAD = 4
 #: A job with fewer items than this brings along up to GROUP_JOBS - 1 more ready jobs.
 SMALL_BATCH = 32
 GROUP_JOBS = 64
+#: Most ready partials on the results tube before consumers wait for the reducer: a stopped
+#: reducer then bounds beanstalkd's memory and binlog instead of letting them grow.
+RESULTS_HIGH_WATER = 5000
+#: Paused consumers go on once the backlog is down to this share of the mark, so a reducer
+#: that is only a little behind does not make them pause and resume at every job.
+RESULTS_RESUME_SHARE = 0.75
+RESULTS_CHECK_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class ConsumerOptions:
     result_ttr: int = 120
     #: Exit when the tube is empty for this long (seconds); None waits for work forever.
     idle_exit: float | None = None
+    results_high_water: int = RESULTS_HIGH_WATER
 
 
 class Consumer:
@@ -67,8 +75,19 @@ class Consumer:
     ) -> None:
         self.spec, self.opts, self.stop = spec, opts, stop
         self.items_tube, self.results_tube = spec.tubes
+        self.notifier = Notifier()
+        #: The jobs in hand, kept reserved by `keep_alive` while they are mapped and while a
+        #: put of their partial waits for space on beanstalkd's binlog disk.
+        self.held: list[greenstalk.Job[bytes]] = []
+        self.touch_every: float | None = None
+        self.last_touch = 0.0
         self.queue = Queue(
-            address, use=self.results_tube, watch=self.items_tube, retry_s=opts.connect_retry
+            address,
+            use=self.results_tube,
+            watch=self.items_tube,
+            retry_s=opts.connect_retry,
+            stop=stop,
+            tick=self.keep_alive,
         )
         self.mapper = Mapper(spec.map, opts.threads, opts.map_timeout, self._thread_setup)
         self.storm = Storm()
@@ -77,7 +96,6 @@ class Consumer:
         self.host = socket.gethostname()
         self.jobs_done = 0
         self.finished_seen = False
-        self.notifier = Notifier()
         self.last_finished_check = 0.0
 
     def _thread_setup(self) -> None:
@@ -114,6 +132,7 @@ class Consumer:
                 rc = 1
                 break
             try:
+                self._wait_for_the_reducer()
                 with interruptible():
                     job = self.queue.reserve(timeout=1)
                 if job is None:
@@ -140,6 +159,31 @@ class Consumer:
         self.mapper.close()
         self.queue.close()
         return rc
+
+    def _results_ready(self) -> int:
+        return int(self.queue.stats_tube(self.results_tube).get("current-jobs-ready", 0))
+
+    def _wait_for_the_reducer(self) -> None:
+        """Backpressure on results: checked before each reserve (one round trip per batch),
+        so the tube holds at most the mark plus one partial per consumer."""
+        mark = self.opts.results_high_water
+        ready = self._results_ready()
+        if ready <= mark:
+            return
+        log.warning(
+            "results_backlog_paused",
+            ready=ready,
+            high_water=mark,
+            hint="the reducer is behind or stopped: start it (or find why it is slow); "
+            "this consumer goes on by itself once the results are taken",
+        )
+        paused = time.monotonic()
+        while ready > mark * RESULTS_RESUME_SHARE:
+            self.notifier.watchdog()  # waiting on the reducer is not hanging
+            if self.stop.wait(RESULTS_CHECK_S):
+                return
+            ready = self._results_ready()
+        log.info("results_backlog_resumed", ready=ready, paused_s=round(time.monotonic() - paused))
 
     def _check_finished(self) -> None:
         """While idle, look (every few seconds, one round trip) for the reducer's finished
@@ -191,7 +235,16 @@ class Consumer:
         good ones and schedules a retry of the rest (or keeps them as failed, at the last
         attempt) in one commit, so a batch handed out twice never counts an item twice."""
         jobs = [job for job, _ in group]
-        outcomes = self._map_jobs(jobs, [i for _, batch in group for i in batch.items])
+        self._hold(jobs)
+        try:
+            self._put_and_delete(group, jobs)
+        finally:
+            self._hold([])
+
+    def _put_and_delete(
+        self, group: list[tuple[greenstalk.Job[bytes], Batch]], jobs: list[greenstalk.Job[bytes]]
+    ) -> None:
+        outcomes = self.mapper.map([i for _, batch in group for i in batch.items], self.keep_alive)
         partials, start = [], 0
         for _, batch in group:
             end = start + len(batch.items)
@@ -286,23 +339,23 @@ class Consumer:
         else:
             bound.warning("items_failed_retrying", delay_s=partial.retry_delay)
 
-    def _map_jobs(self, jobs: list[greenstalk.Job[bytes]], items: list[Item]) -> list[Outcome]:
-        """Map the items, touching the jobs at half their TTR so long batches are not re-run."""
-        started = last_touch = time.monotonic()
-        touch_every: float | None = None
+    def _hold(self, jobs: list[greenstalk.Job[bytes]]) -> None:
+        self.held, self.touch_every, self.last_touch = jobs, None, time.monotonic()
 
-        def keep_alive() -> None:
-            nonlocal touch_every, last_touch
-            self.notifier.watchdog()
-            if touch_every is None:
-                touch_every = max(0.5, self.queue.ttr(jobs[0]) / 2)
-            now = time.monotonic()
-            if now - last_touch >= touch_every:
-                self.queue.touch_many([job.id for job in jobs])
-                last_touch = now
-                log.debug("jobs_touched", jobs=len(jobs), running_s=round(now - started, 1))
-
-        return self.mapper.map(items, keep_alive)
+    def keep_alive(self) -> None:
+        """Feed the watchdog, and touch the jobs in hand at half their TTR, so a long batch,
+        or a put that waits for beanstalkd's disk, is not handed out again. Touches are not
+        written to the binlog, so they work while its disk is full."""
+        self.notifier.watchdog()
+        if not self.held:
+            return
+        if self.touch_every is None:
+            self.touch_every = max(0.5, self.queue.ttr(self.held[0]) / 2)
+        now = time.monotonic()
+        if now - self.last_touch >= self.touch_every:
+            self.queue.touch_many([job.id for job in self.held])
+            log.debug("jobs_touched", jobs=len(self.held), held_s=round(now - self.last_touch, 1))
+            self.last_touch = now
 
     def _bury_with_error(self, job: greenstalk.Job[bytes], batch: Batch, exc: Exception) -> None:
         record = ErrorRecord(
@@ -330,8 +383,12 @@ class Consumer:
             traceback="",
             host=self.host,
         )
-        self._put_error(record)
-        self.queue.bury(job)
+        self._hold([job])
+        try:
+            self._put_error(record)
+            self.queue.bury(job)
+        finally:
+            self._hold([])
         log.error("job_malformed_buried", job_id=job.id, reason=reason, bytes=len(job.body))
 
     def _put_error(self, record: ErrorRecord) -> None:

@@ -30,6 +30,11 @@ class QueueLost(BeanmillError):
     map() (a missing file, their database) is never taken for a lost queue."""
 
 
+class QueueFull(BeanmillError):
+    """beanstalkd cannot write its binlog (a full disk): raised only where no role waits for
+    space, such as a command without a stop event; roles wait inside the queue layer."""
+
+
 class UserCodeError(BeanmillError):
     """The user's code failed where no run can go on: importing the spec, setup(), items()."""
 

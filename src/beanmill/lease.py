@@ -26,13 +26,14 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import greenstalk
 import structlog
 
+from beanmill.binlog_full import BINLOG_REFUSALS, BinlogWaits
 from beanmill.errors import BeanmillError, QueueUnavailable
 from beanmill.queue import CONNECTION_ERRORS, connect
 
@@ -100,8 +101,12 @@ class Lease:
         role: str = "reducer",
         holder: Holder | None = None,
         ttr: int = LEASE_TTR_S,
+        waits: BinlogWaits | None = None,
     ) -> None:
+        """`waits`: the role's way to wait while beanstalkd's binlog disk is full (the lease
+        puts a job); without it, a full disk raises QueueFull."""
         self.address = address
+        self.waits = waits or BinlogWaits()
         self.tube = tube
         self.record_tube = f"{tube}.holder"
         self.role = role
@@ -127,8 +132,8 @@ class Lease:
         if self._granted:
             return
         with self._connection_errors():
-            self._take(lost=False)
-            self._write_record()
+            self._binlog_retried(lambda: self._take(lost=False))
+            self._binlog_retried(self._write_record)
         self._granted = True
         log.info("lease_acquired", tube=self.tube, lock_job=self._job)
 
@@ -158,19 +163,21 @@ class Lease:
         beanstalkd cannot be reached yet (call again later)."""
         self._close()
         with self._connection_errors():
-            self._take(lost=True)
+            self._binlog_retried(lambda: self._take(lost=True))
             record = self._read_record()
             if record is None or record[0].token != self.holder.token:
                 self._drop()
                 raise LeaseLost(self._lost_message("another process held it in the meantime"))
-            self._write_record()
+            self._binlog_retried(self._write_record)
         log.info("lease_reacquired", tube=self.tube, lock_job=self._job)
 
     def release(self) -> None:
         """Give the lease up: the next acquirer gets it at once. Never raises: if beanstalkd
         is gone, so is the lease."""
         if self._client is not None and self._job is not None:
-            with contextlib.suppress(greenstalk.NotFoundError, *CONNECTION_ERRORS):
+            with contextlib.suppress(
+                greenstalk.NotFoundError, *BINLOG_REFUSALS, *CONNECTION_ERRORS
+            ):
                 record = self._read_record()
                 if record is not None and record[0].token == self.holder.token:
                     assert self._record_job is not None
@@ -202,6 +209,11 @@ class Lease:
         self.release()
 
     # -- the protocol ------------------------------------------------------------------------
+
+    def _binlog_retried(self, step: Callable[[], None]) -> None:
+        """A step that puts, sent again while beanstalkd's binlog disk is full: a refused put
+        stored nothing, and each step starts from what the tube holds."""
+        self.waits.retried(step, "put", self.tube, self.address)
 
     def _take(self, *, lost: bool) -> None:
         """Hold the lock job as the only ready-or-reserved job of the tube, or raise."""

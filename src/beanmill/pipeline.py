@@ -35,8 +35,24 @@ def _line(reader: BinaryIO) -> list[bytes]:
     return line[:-2].split()
 
 
-def _unexpected(words: list[bytes]) -> greenstalk.UnknownResponseError:
+def _unexpected(words: list[bytes]) -> greenstalk.Error:
+    """greenstalk's own error for a reply its table knows (OUT_OF_MEMORY, INTERNAL_ERROR: the
+    binlog could not be written), so the queue layer treats a pipelined reply like a single
+    command's; anything else means the connection is out of step."""
+    error = greenstalk.ERROR_RESPONSES.get(words[0] if words else b"")
+    if error is not None:
+        refusal: greenstalk.Error = error(words[1:])
+        return refusal
     return greenstalk.UnknownResponseError(words[0] if words else b"", words[1:])
+
+
+def _refusal(words: list[bytes]) -> greenstalk.Error:
+    """A server's error reply is kept to raise once every reply is read; a reply nobody
+    knows is raised at once (the stream is out of step, reading on would wait for nothing)."""
+    error = _unexpected(words)
+    if isinstance(error, greenstalk.UnknownResponseError):
+        raise error
+    return error
 
 
 def _each(client: greenstalk.Client[bytes], verb: bytes, ok: bytes, job_ids: Sequence[int]) -> int:
@@ -45,12 +61,15 @@ def _each(client: greenstalk.Client[bytes], verb: bytes, ok: bytes, job_ids: Seq
     for start in range(0, len(job_ids), CHUNK):
         chunk = job_ids[start : start + CHUNK]
         reader = _send(client, b"".join(b"%b %d\r\n" % (verb, i) for i in chunk))
-        for _ in chunk:
+        refused: greenstalk.Error | None = None
+        for _ in chunk:  # every reply is read, so the connection stays in step
             words = _line(reader)
             if words == [ok]:
                 done += 1
             elif words != [b"NOT_FOUND"]:
-                raise _unexpected(words)
+                refused = refused or _refusal(words)
+        if refused is not None:
+            raise refused
     return done
 
 
@@ -114,6 +133,7 @@ def put_many(
             b"".join(b"put %d 0 %d %d\r\n%b\r\n" % (priority, ttr, len(b), b) for b in chunk),
         )
         too_big = False
+        refused: greenstalk.Error | None = None
         for _ in chunk:  # every reply is read, so the connection stays in step
             words = _line(reader)
             if words[:1] == [b"INSERTED"] and len(words) == 2:
@@ -121,7 +141,9 @@ def put_many(
             elif words == [b"JOB_TOO_BIG"]:
                 too_big = True
             else:
-                raise _unexpected(words)
+                refused = refused or _refusal(words)
+        if refused is not None:
+            raise refused
         if too_big:
             raise greenstalk.JobTooBigError([])
     return ids

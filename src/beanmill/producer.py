@@ -58,13 +58,24 @@ class Producer:
         self.spec, self.state, self.opts, self.stop = spec, state, opts, stop
         self.items_tube, self.results_tube = spec.tubes
         self.layout = Layout(opts.batch_size, opts.order, opts.seed)
-        self.queue = Queue(address, use=self.items_tube, retry_s=opts.connect_retry)
+        self.notifier = Notifier()
+        self.queue = Queue(
+            address,
+            use=self.items_tube,
+            retry_s=opts.connect_retry,
+            stop=stop,
+            tick=self.notifier.watchdog,
+        )
         # One producer per job: two would put their batches twice and race on the cursor.
-        self.lease = Lease(address, lease_tube(spec.name, "producer"), role="producer")
+        self.lease = Lease(
+            address,
+            lease_tube(spec.name, "producer"),
+            role="producer",
+            waits=self.queue.binlog_waits,
+        )
         self.lease.acquire()
         self.last_renew = time.monotonic()
         self.finished_early = False
-        self.notifier = Notifier()
         self.identity = ""
         self.stream: StreamDigest | None = None
 

@@ -1,4 +1,5 @@
-"""Connections to beanstalkd: addresses, connect timeouts, reconnection with backoff."""
+"""Connections to beanstalkd: addresses, connect timeouts, reconnection with backoff, and
+waits for space when beanstalkd cannot write its binlog."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import greenstalk
 import structlog
 
 from beanmill import pipeline
+from beanmill.binlog_full import BinlogWaits, sleeps
 from beanmill.errors import BeanmillError, QueueLost, QueueUnavailable
 
 DEFAULT_PRIORITY = 2**31
@@ -30,6 +32,7 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 log = structlog.get_logger()
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -99,14 +102,27 @@ class Queue:
     """
 
     def __init__(
-        self, address: str, *, use: str, watch: str | None = None, retry_s: float = 0.0
+        self,
+        address: str,
+        *,
+        use: str,
+        watch: str | None = None,
+        retry_s: float = 0.0,
+        stop: threading.Event | None = None,
+        tick: Callable[[], None] | None = None,
     ) -> None:
         """`retry_s`: keep trying for that long at start (a supervisor may start us while
-        beanstalkd restarts); past it, or with 0, an unreachable server is an error."""
+        beanstalkd restarts); past it, or with 0, an unreachable server is an error.
+
+        `stop`, `tick`: a role's stop event and what to call while it waits (feed the
+        watchdog, touch the jobs in hand). With them, a command that beanstalkd refuses for
+        want of binlog space waits and is sent again; without them, it raises QueueFull."""
         self.address = address
         self._default_use = use
         self._watch = watch
         self._using = use
+        #: Shared with the role's other connections (its lease), so the line is per role.
+        self.binlog_waits = BinlogWaits(stop, tick)
         deadline = time.monotonic() + retry_s
         delay = BACKOFF_FIRST_S
         while True:
@@ -128,12 +144,20 @@ class Queue:
         ttr: int = 60,
         priority: int = DEFAULT_PRIORITY,
     ) -> int:
-        with lost_on_error(self.address):
-            if tube != self._using:
-                self.client.use(tube)
-                self._using = tube
-            job_id: int = self.client.put(body, priority=priority, delay=delay, ttr=ttr)
-        return job_id
+        """Put one job; while beanstalkd's binlog disk is full, wait and put it again."""
+
+        def put() -> int:
+            with lost_on_error(self.address):
+                self._use(tube)
+                job_id: int = self.client.put(body, priority=priority, delay=delay, ttr=ttr)
+            return job_id
+
+        return self._binlog_retried(put, "put", tube)
+
+    def _use(self, tube: str) -> None:
+        if tube != self._using:
+            self.client.use(tube)
+            self._using = tube
 
     def reserve(self, timeout: int) -> greenstalk.Job[bytes] | None:
         """A job, or None when none came within `timeout` seconds."""
@@ -146,12 +170,16 @@ class Queue:
 
     def delete(self, job_id: int) -> bool:
         """False when the job is gone already (TTR expired and it was handed out again)."""
-        try:
-            with lost_on_error(self.address):
-                self.client.delete(job_id)
-        except greenstalk.NotFoundError:
-            return False
-        return True
+
+        def delete() -> bool:
+            try:
+                with lost_on_error(self.address):
+                    self.client.delete(job_id)
+            except greenstalk.NotFoundError:
+                return False
+            return True
+
+        return self._binlog_retried(delete, "delete", None)
 
     def reserve_many(self, timeout: int, most: int) -> list[greenstalk.Job[bytes]]:
         """Wait up to `timeout` s for one job, then take up to `most - 1` more that are ready
@@ -166,8 +194,13 @@ class Queue:
             return pipeline.reserve_ready(self.client, most)
 
     def delete_many(self, job_ids: list[int]) -> int:
-        with lost_on_error(self.address):
-            return pipeline.delete_many(self.client, job_ids)
+        """How many were there to delete (after a refused delete, a retry counts low)."""
+
+        def delete_many() -> int:
+            with lost_on_error(self.address):
+                return pipeline.delete_many(self.client, job_ids)
+
+        return self._binlog_retried(delete_many, "delete", None)
 
     def touch_many(self, job_ids: list[int]) -> int:
         with lost_on_error(self.address):
@@ -176,20 +209,37 @@ class Queue:
     def put_many(
         self, tube: str, bodies: list[bytes], *, ttr: int, priority: int = DEFAULT_PRIORITY
     ) -> list[int]:
-        with lost_on_error(self.address):
-            if tube != self._using:
-                self.client.use(tube)
-                self._using = tube
-            return pipeline.put_many(self.client, bodies, priority=priority, ttr=ttr)
+        """Put many jobs in few round trips. A retry after a refusal puts them all again:
+        those stored the first time become duplicates, which the reducer's ledger absorbs."""
 
-    def bury(self, job: greenstalk.Job[bytes]) -> None:
-        with lost_on_error(self.address):
-            self.client.bury(job, priority=DEFAULT_PRIORITY)
+        def put_many() -> list[int]:
+            with lost_on_error(self.address):
+                self._use(tube)
+                return pipeline.put_many(self.client, bodies, priority=priority, ttr=ttr)
+
+        return self._binlog_retried(put_many, "put", tube)
+
+    def bury(self, job: greenstalk.Job[bytes]) -> bool:
+        """False when the job is no longer ours (TTR expired, or a refused bury took it)."""
+
+        def bury() -> bool:
+            try:
+                with lost_on_error(self.address):
+                    self.client.bury(job, priority=DEFAULT_PRIORITY)
+            except greenstalk.NotFoundError:
+                return False
+            return True
+
+        return self._binlog_retried(bury, "bury", None)
 
     def release(self, job: greenstalk.Job[bytes], delay: int) -> None:
         """Back to ready after `delay` s, no attempt counted (the job was not at fault)."""
-        with lost_on_error(self.address):
-            self.client.release(job, priority=DEFAULT_PRIORITY, delay=delay)
+
+        def release() -> None:
+            with lost_on_error(self.address):
+                self.client.release(job, priority=DEFAULT_PRIORITY, delay=delay)
+
+        self._binlog_retried(release, "release", None)
 
     def touch(self, job: greenstalk.Job[bytes]) -> None:
         with lost_on_error(self.address):
@@ -249,11 +299,16 @@ class Queue:
         with contextlib.suppress(OSError):
             self.client.close()
 
+    def _binlog_retried(self, command: Callable[[], T], verb: str, tube: str | None) -> T:
+        return self.binlog_waits.retried(command, verb, tube, self.address)
+
     def reconnect(
         self, stop: threading.Event | None = None, tick: Callable[[], None] | None = None
     ) -> bool:
         """Reconnect with exponential backoff until it works or `stop` is set."""
         self.close()
+        if stop is not None and stop.is_set():
+            return False  # stopping: nothing was lost that a reconnect would save
         delay = BACKOFF_FIRST_S
         log.warning(
             "beanstalkd_lost",
@@ -264,7 +319,7 @@ class Queue:
             try:
                 self.client = connect(self.address, use=self._default_use, watch=self._watch)
             except BeanmillError:
-                for _ in backoff_sleeps(delay):
+                for _ in sleeps(delay):
                     if tick is not None:
                         tick()  # an outage is not a hang: keep systemd's watchdog fed
                     if stop is not None and stop.is_set():
@@ -275,11 +330,3 @@ class Queue:
             log.info("beanstalkd_reconnected", address=self.address)
             return True
         return False
-
-
-def backoff_sleeps(total: float, step: float = 0.05) -> Iterator[None]:
-    """Sleep `total` seconds in small steps, yielding between them so callers can stop early."""
-    deadline = time.monotonic() + total
-    while (left := deadline - time.monotonic()) > 0:
-        time.sleep(min(step, left))
-        yield

@@ -27,6 +27,7 @@ from beanmill.control import finished_record
 from beanmill.crashpoint import crashpoint
 from beanmill.ending import EndConditions, Estimator, half_width, stop_reason
 from beanmill.errors import QueueLost, QueueUnavailable
+from beanmill.files import open_private_append
 from beanmill.fold import Fold
 from beanmill.jobspec import Progress, Spec
 from beanmill.lease import Lease, lease_tube
@@ -71,11 +72,22 @@ class Reducer:
     ) -> None:
         self.spec, self.opts, self.stop, self.out = spec, opts, stop, out
         self.items_tube, self.results_tube = spec.tubes
+        self.notifier = Notifier()
         self.queue = Queue(
-            address, use=self.results_tube, watch=self.results_tube, retry_s=opts.connect_retry
+            address,
+            use=self.results_tube,
+            watch=self.results_tube,
+            retry_s=opts.connect_retry,
+            stop=stop,
+            tick=self.notifier.watchdog,
         )
         # One reducer per job, from any host: a second one would split the results.
-        self.lease = Lease(address, lease_tube(spec.name, "reducer"), role="reducer")
+        self.lease = Lease(
+            address,
+            lease_tube(spec.name, "reducer"),
+            role="reducer",
+            waits=self.queue.binlog_waits,
+        )
         self.lease.acquire()
         self.ckpt = Checkpoint(checkpoint, spec.name)
         self.snap = self.ckpt.snapshot()
@@ -83,7 +95,6 @@ class Reducer:
         self.population = population_size(spec.items())
         self.estimator = _estimator(spec, self.population)
         self.last_half: float | None = None
-        self.notifier = Notifier()
         self.started = time.monotonic()
         self.items_at_start = self.snap.items
         self.last_commit = self.last_progress = time.monotonic()
@@ -214,7 +225,7 @@ class Reducer:
                 "estimate": self.snap.estimate,
                 "report": report,
             }
-            with self.opts.progress_file.open("a") as fh:
+            with open_private_append(self.opts.progress_file) as fh:
                 fh.write(json.dumps(record) + "\n")
         self.last_progress = time.monotonic()
 

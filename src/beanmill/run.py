@@ -22,6 +22,7 @@ import structlog
 
 from beanmill import datadir, exitcodes
 from beanmill.checkpoint import Snapshot, read_snapshot
+from beanmill.consumer import RESULTS_HIGH_WATER
 from beanmill.cursor import check_population, load_cursor
 from beanmill.ending import EndConditions
 from beanmill.errors import BeanmillError
@@ -65,6 +66,7 @@ class RunOptions:
     max_attempts: int = 3
     retry_delay: int = 1
     map_timeout: float | None = None
+    results_high_water: int = RESULTS_HIGH_WATER
 
     @property
     def checkpoint(self) -> Path:
@@ -138,6 +140,7 @@ def _argv(role: str, spec: Spec, address: str, opts: RunOptions) -> list[str]:
             "--retry-delay",
             str(opts.retry_delay),
             *(["--map-timeout", str(opts.map_timeout)] if opts.map_timeout else []),
+            *("--results-high-water", str(opts.results_high_water)),
         ]
     ending = opts.ending
     limits = [

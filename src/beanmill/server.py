@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import socket
@@ -12,8 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from beanmill.errors import QueueUnavailable
+from beanmill.files import open_private_append
 
 START_TIMEOUT_S = 10.0
+#: beanstalkd's own warnings (binlog errors, a full disk) go here, next to its binlog dir.
+LOG_NAME = "beanstalkd.log"
+#: How much of what it wrote since its start an "exited at start" error quotes.
+LOG_QUOTE_CHARS = 600
 
 
 def die_with_parent() -> None:
@@ -58,6 +64,11 @@ class Beanstalkd:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def log_path(self) -> Path:
+        """Its stderr, appended, 0600: a pipe that nobody reads would block it one day."""
+        return self.binlog_dir.parent / LOG_NAME
+
     def start(self) -> Beanstalkd:
         self.binlog_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
@@ -70,24 +81,21 @@ class Beanstalkd:
             str(self.binlog_dir),
             *self.extra_args,
         ]
-        self.proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=die_with_parent if self.die_with_parent else None,
-        )
+        with open_private_append(self.log_path) as log:
+            started_at = log.tell()
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+                preexec_fn=die_with_parent if self.die_with_parent else None,
+            )
         deadline = time.monotonic() + START_TIMEOUT_S
         delay = 0.001  # it listens within milliseconds: a first nap of 20 ms was most of its start
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                err = (
-                    self.proc.stderr.read().decode(errors="replace").strip()
-                    if (self.proc.stderr)
-                    else ""
-                )
-                raise QueueUnavailable(f"beanstalkd exited at start: {err or 'no message'}")
+                raise QueueUnavailable(f"beanstalkd exited at start: {self._why(started_at)}")
             with (
                 contextlib.suppress(OSError),
                 socket.create_connection((self.host, self.port), timeout=0.2),
@@ -97,6 +105,17 @@ class Beanstalkd:
             delay = min(delay * 2, 0.05)
         self.kill()
         raise QueueUnavailable(f"beanstalkd did not listen on {self.address} within 10 s")
+
+    def _why(self, started_at: int) -> str:
+        """What beanstalkd wrote since `started_at`, or what its disk says."""
+        with open(self.log_path, "rb") as log:
+            log.seek(started_at)
+            said = log.read().decode(errors="replace").strip()
+        if said:
+            return " ".join(said[:LOG_QUOTE_CHARS].split())
+        if disk_full(self.binlog_dir):
+            return f"no message, and the disk of {self.binlog_dir} is full: free space there"
+        return f"no message (see {self.log_path})"
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -119,6 +138,12 @@ class Beanstalkd:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+def disk_full(path: Path) -> bool:
+    with contextlib.suppress(OSError):
+        return os.statvfs(path).f_bavail == 0
+    return False
 
 
 def start_private(

@@ -1,17 +1,30 @@
-"""A full disk while the reducer commits: one clear error, nothing lost, exact after a restart."""
+"""Full disks: the reducer's (one clear error, nothing lost, exact after a restart) and
+beanstalkd's binlog disk (every role waits with one line a minute, then goes on by itself)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import greenstalk
 import pytest
 
-from beanmill.server import Beanstalkd
+from beanmill.server import Beanstalkd, free_port
 from specs.sums import squares_answer
-from support import Procs, beanstalkd_counts, finish, spec_ref, start_roles, status, wait_for
+from support import (
+    Procs,
+    StderrTail,
+    beanstalkd_counts,
+    finish,
+    spec_ref,
+    start_roles,
+    status,
+    wait_for,
+)
 
 SQUARES = spec_ref("sums:Squares")
 
@@ -76,3 +89,67 @@ def test_a_full_disk_stops_the_reducer_cleanly_and_a_restart_finishes_exactly(
     assert rc == 0, err
     snap = status(ckpt)
     assert snap["items"] == 4000 and snap["total"] == squares_answer(4000)
+
+
+@pytest.fixture
+def binlog_on_small_disk(small_disk: Path) -> Iterator[Beanstalkd]:
+    """beanstalkd with its binlog on the small tmpfs, in 64 KiB files (the default 10 MB would
+    not fit one)."""
+    server = Beanstalkd(
+        binlog_dir=small_disk / "binlog", port=free_port(), extra_args=("-s", "65536")
+    ).start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def disk_full_lines(tail: StderrTail) -> list[dict[str, Any]]:
+    return [e for e in tail.events() if e["event"] == "beanstalkd_disk_full"]
+
+
+def test_a_full_binlog_disk_makes_every_role_wait_and_the_run_goes_on_once_space_is_back(
+    binlog_on_small_disk: Beanstalkd, small_disk: Path, procs: Procs, tmp_path: Path
+) -> None:
+    server = binlog_on_small_disk
+    filler = fill(small_disk)
+    env = {"SUMS_ITEMS": "20000"}
+    run = procs.beanmill(
+        "run", SQUARES, "--beanstalkd", server.address, "--data-dir", str(tmp_path / "data"),
+        "--batch-size", "20", "--ttr", "2", "--no-check", env=env,
+    )  # fmt: skip
+    # The producer's puts are refused first, then the consumers' partials (each holding a
+    # batch, touched past its 2 s TTR) and the reducer's lease: they all wait.
+    tail = StderrTail(run)
+    wait_for(
+        lambda: {"producer", "consumer"} <= {e["role"] for e in disk_full_lines(tail)},
+        timeout=15,
+        what="the producer and a consumer to say the disk is full",
+    )
+    time.sleep(4)  # the wait goes on, longer than the TTR, and the line is not repeated
+    lines = disk_full_lines(tail)
+    hint = str(lines[0]["hint"])
+    assert "disk is full" in hint and "free space" in hint
+    pids = [e["pid"] for e in lines]
+    assert len(pids) == len(set(pids)), "one line per role in the first minute, not one a try"
+    assert run.poll() is None, "nothing crashed or gave up"
+
+    filler.unlink()  # space is back: nothing else is done, beanstalkd goes on by itself
+    assert run.stdout is not None
+    out = run.stdout.read()
+    assert run.wait(timeout=60) == 0, tail.text()[-2000:]
+    err = tail.text()
+    assert f"result: {squares_answer(20000)}" in out
+    assert "Traceback" not in err and "role_restarted" not in err
+    assert "beanstalkd_lost" not in err
+    stats = greenstalk.Client((server.host, server.port), encoding=None)
+    try:
+        assert stats.stats()["job-timeouts"] == 0, "the batches in hand were kept by touches"
+        # beanstalkd still writes its binlog after the full disk: a job put now survives a
+        # restart of the server.
+        stats.use("after")
+        stats.put(b"still logged")
+    finally:
+        stats.close()
+    server.restart()
+    assert beanstalkd_counts(server, "after")["current-jobs-ready"] == 1

@@ -1,0 +1,43 @@
+"""The private beanstalkd: its stderr goes to a private log file, never to an unread pipe."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from beanmill.errors import QueueUnavailable
+from beanmill.server import LOG_NAME, Beanstalkd, free_port
+
+
+def test_beanstalkds_stderr_is_appended_to_a_private_log_in_the_data_dir(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        # -c is a removed flag: beanstalkd warns about it on stderr and runs on.
+        server = Beanstalkd(tmp_path / "binlog", free_port(), extra_args=("-c",))
+        server.start()
+        server.restart()
+        server.stop()
+    finally:
+        os.umask(old)
+    log = tmp_path / LOG_NAME
+    assert server.log_path == log
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert log.read_text().count("-c flag was removed") == 2, "appended at each start"
+
+
+def test_a_beanstalkd_that_exits_at_start_says_why_from_its_log(tmp_path: Path) -> None:
+    server = Beanstalkd(tmp_path / "binlog", free_port(), extra_args=("-Q",))
+    with pytest.raises(QueueUnavailable, match=r"exited at start: .*beanstalkd: unknown flag: -Q"):
+        server.start()
+
+
+def test_a_second_beanstalkd_on_the_same_binlog_says_it_is_locked(tmp_path: Path) -> None:
+    first = Beanstalkd(tmp_path / "binlog", free_port()).start()
+    try:
+        with pytest.raises(QueueUnavailable, match="lock"):
+            Beanstalkd(tmp_path / "binlog", free_port()).start()
+    finally:
+        first.kill()
