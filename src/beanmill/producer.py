@@ -20,6 +20,7 @@ from beanmill.jobspec import Spec
 from beanmill.jsontypes import Item
 from beanmill.notify import Notifier
 from beanmill.queue import Queue
+from beanmill.signing import Signer, signed
 from beanmill.source import DEFAULT_BATCH_SIZE, Layout, batches, population_size
 from beanmill.usercode import user_frame
 from beanmill.wire import Batch, EndRecord, encode_batch, encode_result
@@ -39,6 +40,7 @@ class ProducerOptions:
     seed: int | None = None
     priority: int = 2**31
     connect_retry: float = 0.0
+    signer: Signer | None = None
 
 
 class Producer:
@@ -151,7 +153,7 @@ class Producer:
     def _put_batch(self, batch_id: str, items: tuple[Item, ...]) -> int:
         """Put one batch; one too big for beanstalkd's -z is put as two halves (`.0`, `.1`),
         recursively, with IDs as deterministic as the batch's. Returns the jobs put."""
-        body = encode_batch(Batch(batch_id, items))
+        body = signed(self.opts.signer, encode_batch(Batch(batch_id, items)))
         try:
             self.queue.put(self.items_tube, body, ttr=self.opts.ttr, priority=self.opts.priority)
             return 1
@@ -173,7 +175,10 @@ class Producer:
         )
 
     def _put_end(self, cursor: Cursor) -> None:
-        end = encode_result(EndRecord(batches=cursor.jobs_put, items=cursor.items_put))
+        end = signed(
+            self.opts.signer,
+            encode_result(EndRecord(batches=cursor.jobs_put, items=cursor.items_put)),
+        )
         self._retrying(lambda: self.queue.put(self.results_tube, end, ttr=self.opts.ttr))
 
 

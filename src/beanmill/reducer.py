@@ -25,7 +25,7 @@ from beanmill.checkpoint import Checkpoint, Snapshot
 from beanmill.commit_policy import Staging, commit_due, interval
 from beanmill.crashpoint import crashpoint
 from beanmill.ending import EndConditions, Estimator, half_width, stop_reason
-from beanmill.errors import QueueLost, QueueUnavailable
+from beanmill.errors import BadSignature, QueueLost, QueueUnavailable
 from beanmill.fold import Fold
 from beanmill.jobspec import Progress, Spec
 from beanmill.lease import Lease, lease_tube
@@ -33,6 +33,7 @@ from beanmill.notify import Notifier
 from beanmill.outcomes import Retry
 from beanmill.progress import progress_line
 from beanmill.queue import Queue
+from beanmill.signing import Signer, signed, verify
 from beanmill.source import population_size
 from beanmill.wire import Batch, FinishedRecord, encode_batch, encode_finished
 
@@ -56,6 +57,7 @@ class ReducerOptions:
     ending: EndConditions = field(default_factory=EndConditions)
     progress_file: Path | None = None
     connect_retry: float = 0.0
+    signer: Signer | None = None
 
 
 class Reducer:
@@ -89,7 +91,11 @@ class Reducer:
         self.caught_up = False
 
     def _stage(self, job: greenstalk.Job[bytes]) -> None:
-        reason = self.fold.stage(job.id, job.body)
+        try:
+            verify(self.opts.signer, job.body)
+            reason = self.fold.stage(job.id, job.body)
+        except BadSignature as exc:
+            reason = str(exc)
         if reason is not None:
             self.queue.bury(job)
             log.error("result_malformed_buried", job_id=job.id, reason=reason)
@@ -169,7 +175,8 @@ class Reducer:
         )
 
     def _put_retry(self, retry: Retry) -> bool:
-        body = encode_batch(Batch(retry.batch, retry.items, attempt=retry.attempt))
+        batch = Batch(retry.batch, retry.items, attempt=retry.attempt)
+        body = signed(self.opts.signer, encode_batch(batch))
         try:
             self.queue.put(self.items_tube, body, delay=retry.delay, ttr=RETRY_TTR)
         except greenstalk.JobTooBigError:
@@ -298,7 +305,8 @@ class Reducer:
         reason = self.snap.stopped_because or "every batch applied"
         try:
             if not self.queue.has_ready(self.spec.control_tube):
-                body = encode_finished(FinishedRecord(reason, self.snap.items))
+                record = FinishedRecord(reason, self.snap.items)
+                body = signed(self.opts.signer, encode_finished(record))
                 self.queue.put(self.spec.control_tube, body, ttr=60)
             if self.snap.stopped_because is not None:
                 drained = self.queue.drain(self.spec.tubes[0])

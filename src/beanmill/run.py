@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import structlog
@@ -27,6 +27,7 @@ from beanmill.errors import BeanmillError
 from beanmill.jobspec import Spec
 from beanmill.queue import connect
 from beanmill.server import Beanstalkd, die_with_parent, start_private
+from beanmill.signing import create_secret, load_secret
 from beanmill.source import DEFAULT_BATCH_SIZE
 
 log = structlog.get_logger()
@@ -63,6 +64,9 @@ class RunOptions:
     max_attempts: int = 3
     retry_delay: int = 1
     map_timeout: float | None = None
+    #: Every role signs and checks bodies with it; None: DATA_DIR/secret, made if missing.
+    secret_file: Path | None = None
+    accept_unsigned_ids: bool = False
 
     @property
     def checkpoint(self) -> Path:
@@ -110,6 +114,7 @@ def _argv(role: str, spec: Spec, address: str, opts: RunOptions) -> list[str]:
         opts.log_level,
         "--connect-retry",
         str(CONNECT_RETRY_S),
+        *(["--secret-file", str(opts.secret_file)] if opts.secret_file is not None else []),
     ]
     if role == "producer":
         return [
@@ -136,6 +141,7 @@ def _argv(role: str, spec: Spec, address: str, opts: RunOptions) -> list[str]:
             "--retry-delay",
             str(opts.retry_delay),
             *(["--map-timeout", str(opts.map_timeout)] if opts.map_timeout else []),
+            *(["--accept-unsigned-ids"] if opts.accept_unsigned_ids else []),
         ]
     ending = opts.ending
     limits = [
@@ -196,8 +202,20 @@ def _make_data_dir(path: Path) -> None:
         ) from None
 
 
+def _secret_file(opts: RunOptions) -> Path:
+    """The run's secret: --secret-file, or one made in the data dir at the first run."""
+    path = opts.secret_file
+    if path is None:
+        path = opts.data_dir / datadir.SECRET
+        if create_secret(path):
+            log.info("secret_created", path=str(path))
+    load_secret(path)  # refused here, in one line, rather than in every role
+    return path.absolute()
+
+
 def run_job(spec: Spec, opts: RunOptions, stop: threading.Event) -> int:
     _make_data_dir(opts.data_dir)
+    opts = replace(opts, secret_file=_secret_file(opts))
     if opts.checkpoint.exists():
         snap = read_snapshot(opts.checkpoint)
         if snap.job != spec.name:
