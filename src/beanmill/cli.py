@@ -19,6 +19,7 @@ from beanmill.ending import EndConditions
 from beanmill.errors import BeanmillError, UserCodeError
 from beanmill.jobspec import load_spec
 from beanmill.signals import install_stop_handlers
+from beanmill.signing import Signer, load_secret
 from beanmill.source import DEFAULT_BATCH_SIZE
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -137,6 +138,24 @@ progress_file_option = click.option(
     default=None,
     help="also append each progress snapshot as a JSON line to this file",
 )
+secret_file_option = click.option(
+    "--secret-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="sign every body written and bury those without a good tag (HMAC-SHA256 keyed by "
+    "this file, mode 0600, the same on every host)",
+)
+accept_unsigned_ids_option = click.option(
+    "--accept-unsigned-ids",
+    is_flag=True,
+    help="with --secret-file: still map bare item IDs that carry no tag (a foreign producer's)",
+)
+
+
+def _signer(secret_file: Path | None) -> Signer | None:
+    return None if secret_file is None else load_secret(secret_file)
+
+
 batch_option = click.option(
     "--batch-size",
     type=click.IntRange(1),
@@ -216,6 +235,13 @@ def show_config(ctx: click.Context, commands: tuple[str, ...]) -> None:
 @click.option("--log-format", default="auto", type=click.Choice(["auto", "json", "console"]))
 @retry_options
 @click.option("--no-check", is_flag=True, help="skip the quick check of the spec at start")
+@click.option(
+    "--secret-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="key of the signed bodies [default: DATA_DIR/secret, made if missing]",
+)
+@accept_unsigned_ids_option
 def run(
     spec: str,
     data_dir: Path | None,
@@ -237,6 +263,8 @@ def run(
     retry_delay: int,
     map_timeout: float | None,
     no_check: bool,
+    secret_file: Path | None,
+    accept_unsigned_ids: bool,
 ) -> None:
     """Run SPEC to the end on this machine (Ctrl-C stops; the same command resumes).
 
@@ -266,6 +294,8 @@ def run(
         max_attempts=max_attempts,
         retry_delay=retry_delay,
         map_timeout=map_timeout,
+        secret_file=secret_file,
+        accept_unsigned_ids=accept_unsigned_ids,
     )
     sys.exit(run_job(loaded, opts, install_stop_handlers()))
 
@@ -289,6 +319,7 @@ def _seed(order: str, seed: int | None) -> int | None:
 @order_option
 @seed_option
 @connect_retry_option
+@secret_file_option
 @logging_options
 def producer(
     spec: str,
@@ -300,6 +331,7 @@ def producer(
     order: str,
     seed: int | None,
     connect_retry: float,
+    secret_file: Path | None,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -315,6 +347,7 @@ def producer(
         order=order,
         seed=_seed(order, seed),
         connect_retry=connect_retry,
+        signer=_signer(secret_file),
     )
     path = state or Path("beanmill-data") / loaded.name / "cursor.json"
     sys.exit(run_producer(loaded, beanstalkd, path, opts, install_stop_handlers()))
@@ -342,6 +375,8 @@ def producer(
     help="wait while the results tube holds more ready partials (the reducer is behind)",
 )
 @connect_retry_option
+@secret_file_option
+@accept_unsigned_ids_option
 @logging_options
 def consumer(
     spec: str,
@@ -353,6 +388,8 @@ def consumer(
     idle_exit: float | None,
     results_high_water: int,
     connect_retry: float,
+    secret_file: Path | None,
+    accept_unsigned_ids: bool,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -369,6 +406,8 @@ def consumer(
         idle_exit=idle_exit,
         connect_retry=connect_retry,
         results_high_water=results_high_water,
+        signer=_signer(secret_file),
+        accept_unsigned_ids=accept_unsigned_ids,
     )
     sys.exit(run_consumer(loaded, beanstalkd, opts, install_stop_handlers()))
 
@@ -389,6 +428,7 @@ def consumer(
 @progress_file_option
 @ending_options
 @connect_retry_option
+@secret_file_option
 @logging_options
 def reducer(
     spec: str,
@@ -402,6 +442,7 @@ def reducer(
     until_ci: float | None,
     max_items: int | None,
     connect_retry: float,
+    secret_file: Path | None,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -417,6 +458,7 @@ def reducer(
         ending=EndConditions(max_items, until_ci, until_rel_ci),
         progress_file=progress_file,
         connect_retry=connect_retry,
+        signer=_signer(secret_file),
     )
     sys.exit(run_reducer(loaded, beanstalkd, checkpoint, opts, install_stop_handlers()))
 

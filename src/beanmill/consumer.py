@@ -25,6 +25,7 @@ from beanmill.mapping import Failed, Mapper, Outcome, summary
 from beanmill.notify import Notifier
 from beanmill.queue import Queue
 from beanmill.signals import StopRequested, interruptible
+from beanmill.signing import Signer, signed, verify
 from beanmill.storm import Storm
 from beanmill.usercode import user_frame
 from beanmill.wire import (
@@ -33,9 +34,11 @@ from beanmill.wire import (
     Failure,
     Partial,
     Partials,
+    Result,
     decode_batch,
     dumps,
     encode_result,
+    is_bare,
     malformed_batch_id,
 )
 
@@ -67,6 +70,9 @@ class ConsumerOptions:
     #: Exit when the tube is empty for this long (seconds); None waits for work forever.
     idle_exit: float | None = None
     results_high_water: int = RESULTS_HIGH_WATER
+    signer: Signer | None = None
+    #: With a signer: still map bare item IDs that carry no tag (a foreign producer's).
+    accept_unsigned_ids: bool = False
 
 
 class Consumer:
@@ -192,7 +198,10 @@ class Consumer:
         if self.finished_seen or now - self.last_finished_check < FINISHED_CHECK_S:
             return
         self.last_finished_check = now
-        if finished_record(self.queue, self.spec.control_tube, self.identity) is not None:
+        if (
+            finished_record(self.queue, self.spec.control_tube, self.identity, self.opts.signer)
+            is not None
+        ):
             self.finished_seen = True
             log.info("job_finished", hint="the reducer has finished this job; stop this consumer")
 
@@ -213,6 +222,7 @@ class Consumer:
 
     def _decode(self, job: greenstalk.Job[bytes]) -> tuple[greenstalk.Job[bytes], Batch] | None:
         try:
+            self._check_signature(job.body)
             batch = decode_batch(job.body)
         except MalformedMessage as exc:
             self._bury_malformed(job, str(exc))
@@ -227,6 +237,15 @@ class Consumer:
             return None
         self.identity = batch.job or self.identity
         return job, batch
+
+    def _check_signature(self, body: bytes) -> None:
+        """With a secret, a body is mapped only if signed (or a bare ID, when accepted)."""
+        if self.opts.accept_unsigned_ids and is_bare(body):
+            return
+        verify(self.opts.signer, body)
+
+    def _encode(self, record: Result) -> bytes:
+        return signed(self.opts.signer, encode_result(record))
 
     def _process(self, group: list[tuple[greenstalk.Job[bytes], Batch]]) -> None:
         """Map, reduce per job, put one result for the group, then delete the group.
@@ -253,7 +272,7 @@ class Consumer:
         self.storm.record(outcomes)
         record = partials[0] if len(partials) == 1 else Partials(tuple(partials))
         try:
-            self.queue.put(self.results_tube, encode_result(record), ttr=self.opts.result_ttr)
+            self.queue.put(self.results_tube, self._encode(record), ttr=self.opts.result_ttr)
         except greenstalk.JobTooBigError:
             for (job, batch), partial in zip(group, partials, strict=True):
                 if not self._put_alone(job, batch, partial):
@@ -315,9 +334,7 @@ class Consumer:
         whole = replace(partial, items=0, value=None, failed=(failure,), final=True)
         for candidate in (partial, whole):
             try:
-                self.queue.put(
-                    self.results_tube, encode_result(candidate), ttr=self.opts.result_ttr
-                )
+                self.queue.put(self.results_tube, self._encode(candidate), ttr=self.opts.result_ttr)
                 return True
             except greenstalk.JobTooBigError:
                 continue
@@ -394,10 +411,10 @@ class Consumer:
     def _put_error(self, record: ErrorRecord) -> None:
         """The error record must get through even when beanstalkd's -z is small."""
         try:
-            self.queue.put(self.results_tube, encode_result(record), ttr=self.opts.result_ttr)
+            self.queue.put(self.results_tube, self._encode(record), ttr=self.opts.result_ttr)
         except greenstalk.JobTooBigError:
             short = replace(record, exception=record.exception[:200], traceback="")
-            self.queue.put(self.results_tube, encode_result(short), ttr=self.opts.result_ttr)
+            self.queue.put(self.results_tube, self._encode(short), ttr=self.opts.result_ttr)
 
 
 def run_consumer(spec: Spec, address: str, opts: ConsumerOptions, stop: threading.Event) -> int:

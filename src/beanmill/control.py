@@ -11,6 +11,7 @@ import structlog
 
 from beanmill.errors import MalformedMessage
 from beanmill.queue import Queue
+from beanmill.signing import Signer, verify
 from beanmill.wire import FinishedRecord, decode_finished
 
 log = structlog.get_logger()
@@ -19,8 +20,11 @@ log = structlog.get_logger()
 MAX_LOOKS = 20
 
 
-def finished_record(queue: Queue, tube: str, identity: str | None) -> FinishedRecord | None:
-    """This run's finished record on `tube`, burying whatever else comes first there.
+def finished_record(
+    queue: Queue, tube: str, identity: str | None, signer: Signer | None = None
+) -> FinishedRecord | None:
+    """This run's finished record on `tube`, burying whatever else comes first there; with a
+    signer, a record must also carry a good tag.
 
     With no identity known yet (a consumer before its first batch) nothing is judged."""
     if identity is None:
@@ -30,6 +34,7 @@ def finished_record(queue: Queue, tube: str, identity: str | None) -> FinishedRe
         if job is None:
             return None
         try:
+            verify(signer, job.body)
             record = decode_finished(job.body)
         except MalformedMessage as exc:
             reason = str(exc)

@@ -17,6 +17,8 @@ from beanmill.server import start_private
 CHECKPOINT = "checkpoint.sqlite"
 CURSOR = "cursor.json"
 BINLOG = "binlog"
+#: The key `run` signs bodies with, made at its first start (see signing.py).
+SECRET = "secret"
 #: Written by a running `run`, removed when it ends.
 ADDRESS_FILE = "beanstalkd.address"
 

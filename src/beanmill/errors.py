@@ -43,5 +43,13 @@ class MalformedMessage(BeanmillError):
     """A body on a tube is not something beanmill can use; it is buried, never crashes a role."""
 
 
+class BadSignature(MalformedMessage):
+    """A body's tag is missing or wrong for the role's secret: buried, never mapped or applied."""
+
+
+class SecretFileError(BeanmillError):
+    """The secret file is missing, empty, or readable by others."""
+
+
 class CheckFailed(UserCodeError):
     """A dry run of the job spec found a problem that a real run would hit hours in."""

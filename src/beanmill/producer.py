@@ -30,6 +30,7 @@ from beanmill.jsontypes import Item
 from beanmill.lease import RENEW_EVERY_S, Lease, lease_tube
 from beanmill.notify import Notifier
 from beanmill.queue import Queue
+from beanmill.signing import Signer, signed
 from beanmill.source import DEFAULT_BATCH_SIZE, Layout, batches, population_size
 from beanmill.usercode import user_frame
 from beanmill.wire import Batch, EndRecord, encode_batch, encode_result
@@ -49,6 +50,7 @@ class ProducerOptions:
     seed: int | None = None
     priority: int = 2**31
     connect_retry: float = 0.0
+    signer: Signer | None = None
 
 
 class Producer:
@@ -93,7 +95,10 @@ class Producer:
     def _wait_below_high_water(self) -> None:
         """Backpressure: never let more than `high_water` batches wait in beanstalkd's memory."""
         self._renew_lease()
-        if finished_record(self.queue, self.spec.control_tube, self.identity) is not None:
+        if (
+            finished_record(self.queue, self.spec.control_tube, self.identity, self.opts.signer)
+            is not None
+        ):
             log.info("job_finished", hint="the reducer stopped the job; no more batches")
             self.finished_early = True
             return
@@ -253,7 +258,8 @@ class Producer:
     def _put_batch(self, batch_id: str, items: tuple[Item, ...]) -> int:
         """Put one batch; one too big for beanstalkd's -z is put as two halves (`.0`, `.1`),
         recursively, with IDs as deterministic as the batch's. Returns the jobs put."""
-        body = encode_batch(Batch(batch_id, items, job=self.identity, version=self.spec.version))
+        batch = Batch(batch_id, items, job=self.identity, version=self.spec.version)
+        body = signed(self.opts.signer, encode_batch(batch))
         try:
             self.queue.put(self.items_tube, body, ttr=self.opts.ttr, priority=self.opts.priority)
             return 1
@@ -276,7 +282,7 @@ class Producer:
 
     def _put_end(self, cursor: Cursor) -> None:
         record = EndRecord(cursor.jobs_put, cursor.items_put, self.identity, self.layout.tag)
-        end = encode_result(record)
+        end = signed(self.opts.signer, encode_result(record))
         self._retrying(lambda: self.queue.put(self.results_tube, end, ttr=self.opts.ttr))
 
 

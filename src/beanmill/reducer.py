@@ -26,7 +26,7 @@ from beanmill.commit_policy import Staging, commit_due, interval
 from beanmill.control import finished_record
 from beanmill.crashpoint import crashpoint
 from beanmill.ending import EndConditions, Estimator, half_width, stop_reason
-from beanmill.errors import QueueLost, QueueUnavailable
+from beanmill.errors import BadSignature, QueueLost, QueueUnavailable
 from beanmill.files import open_private_append
 from beanmill.fold import Fold
 from beanmill.jobspec import Progress, Spec
@@ -35,6 +35,7 @@ from beanmill.notify import Notifier
 from beanmill.outcomes import Retry
 from beanmill.progress import progress_line
 from beanmill.queue import Queue
+from beanmill.signing import Signer, signed, verify
 from beanmill.source import population_size
 from beanmill.wire import Batch, FinishedRecord, encode_batch, encode_finished
 
@@ -58,6 +59,7 @@ class ReducerOptions:
     ending: EndConditions = field(default_factory=EndConditions)
     progress_file: Path | None = None
     connect_retry: float = 0.0
+    signer: Signer | None = None
 
 
 class Reducer:
@@ -101,7 +103,11 @@ class Reducer:
         self.caught_up = False
 
     def _stage(self, job: greenstalk.Job[bytes]) -> None:
-        reason = self.fold.stage(job.id, job.body)
+        try:
+            verify(self.opts.signer, job.body)
+            reason = self.fold.stage(job.id, job.body)
+        except BadSignature as exc:
+            reason = str(exc)
         if reason is not None:
             self.queue.bury(job)
             log.error("result_malformed_buried", job_id=job.id, reason=reason)
@@ -183,7 +189,7 @@ class Reducer:
 
     def _put_retry(self, retry: Retry) -> bool:
         retried = Batch(retry.batch, retry.items, attempt=retry.attempt, job=self.snap.identity)
-        body = encode_batch(retried)
+        body = signed(self.opts.signer, encode_batch(retried))
         try:
             self.queue.put(self.items_tube, body, delay=retry.delay, ttr=RETRY_TTR)
         except greenstalk.JobTooBigError:
@@ -312,9 +318,9 @@ class Reducer:
         reason = self.snap.stopped_because or "every batch applied"
         try:
             tube = self.spec.control_tube
-            if finished_record(self.queue, tube, self.snap.identity) is None:
+            if finished_record(self.queue, tube, self.snap.identity, self.opts.signer) is None:
                 record = FinishedRecord(reason, self.snap.items, self.snap.identity)
-                body = encode_finished(record)
+                body = signed(self.opts.signer, encode_finished(record))
                 self.queue.put(self.spec.control_tube, body, ttr=60)
             if self.snap.stopped_because is not None:
                 drained = self.queue.drain(self.spec.tubes[0])

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import structlog
@@ -30,6 +30,7 @@ from beanmill.identity import population_of
 from beanmill.jobspec import Spec
 from beanmill.queue import connect
 from beanmill.server import Beanstalkd, die_with_parent, start_private
+from beanmill.signing import create_secret, load_secret
 from beanmill.source import DEFAULT_BATCH_SIZE
 
 log = structlog.get_logger()
@@ -67,6 +68,9 @@ class RunOptions:
     retry_delay: int = 1
     map_timeout: float | None = None
     results_high_water: int = RESULTS_HIGH_WATER
+    #: Every role signs and checks bodies with it; None: DATA_DIR/secret, made if missing.
+    secret_file: Path | None = None
+    accept_unsigned_ids: bool = False
 
     @property
     def checkpoint(self) -> Path:
@@ -114,6 +118,7 @@ def _argv(role: str, spec: Spec, address: str, opts: RunOptions) -> list[str]:
         opts.log_level,
         "--connect-retry",
         str(CONNECT_RETRY_S),
+        *(["--secret-file", str(opts.secret_file)] if opts.secret_file is not None else []),
     ]
     if role == "producer":
         return [
@@ -141,6 +146,7 @@ def _argv(role: str, spec: Spec, address: str, opts: RunOptions) -> list[str]:
             str(opts.retry_delay),
             *(["--map-timeout", str(opts.map_timeout)] if opts.map_timeout else []),
             *("--results-high-water", str(opts.results_high_water)),
+            *(["--accept-unsigned-ids"] if opts.accept_unsigned_ids else []),
         ]
     ending = opts.ending
     limits = [
@@ -201,8 +207,20 @@ def _make_data_dir(path: Path) -> None:
         ) from None
 
 
+def _secret_file(opts: RunOptions) -> Path:
+    """The run's secret: --secret-file, or one made in the data dir at the first run."""
+    path = opts.secret_file
+    if path is None:
+        path = opts.data_dir / datadir.SECRET
+        if create_secret(path):
+            log.info("secret_created", path=str(path))
+    load_secret(path)  # refused here, in one line, rather than in every role
+    return path.absolute()
+
+
 def run_job(spec: Spec, opts: RunOptions, stop: threading.Event) -> int:
     _make_data_dir(opts.data_dir)
+    opts = replace(opts, secret_file=_secret_file(opts))
     saved = load_cursor(opts.cursor)
     if saved is not None:  # before "already finished": an edited items() is not finished
         check_population(saved, population_of(spec.items()), opts.cursor)

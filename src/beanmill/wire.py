@@ -215,13 +215,25 @@ def _tag(obj: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def _is_bare_text(text: str) -> bool:
+    return not text.lstrip().startswith("{")
+
+
+def is_bare(body: bytes) -> bool:
+    """Is this items-tube body a bare item ID (UTF-8 text that does not start with `{`)?"""
+    try:
+        return _is_bare_text(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        return False
+
+
 def decode_batch(body: bytes) -> Batch:
     """A beanmill batch object, or any other body as one bare item ID (stripped text)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MalformedMessage(f"body is not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    if not text.lstrip().startswith("{"):
+    if _is_bare_text(text):
         item = text.strip()
         if not item:
             raise MalformedMessage("empty body is not an item ID")

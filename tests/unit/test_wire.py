@@ -33,6 +33,7 @@ from beanmill.wire import (
     encode_batch,
     encode_finished,
     encode_result,
+    is_bare,
 )
 
 PROPERTY = settings(max_examples=150, deadline=None)
@@ -201,6 +202,20 @@ def test_any_non_object_body_is_its_stripped_text(text: str) -> None:
     assert batch.bare
     assert batch.items == (text.strip(),)
     assert batch.batch == bare_batch_id(text.strip())
+
+
+@PROPERTY
+@given(body=st.binary(max_size=20) | st.text(max_size=20).map(str.encode))
+def test_is_bare_says_exactly_which_bodies_decode_as_bare_ids(body: bytes) -> None:
+    """A signing role lets unsigned bodies through by is_bare(): it must never say yes to a
+    body that decodes as a batch object (one with a Unicode space before its brace)."""
+    try:
+        decoded_bare: bool | None = decode_batch(body).bare
+    except MalformedMessage:
+        decoded_bare = None  # not UTF-8, empty, or a broken object
+    if decoded_bare is not None:
+        assert is_bare(body) == decoded_bare
+    assert not is_bare("\u2003{}".encode())
 
 
 @PROPERTY
