@@ -16,15 +16,17 @@ from dataclasses import dataclass, replace
 import greenstalk
 import structlog
 
+from beanmill import exitcodes
 from beanmill.control import finished_record
 from beanmill.crashpoint import crashpoint
-from beanmill.errors import MalformedMessage, QueueLost, UserCodeError
+from beanmill.driver import drive
+from beanmill.errors import MalformedMessage, UserCodeError
 from beanmill.jobspec import Spec
 from beanmill.jsontypes import JSON, Item
 from beanmill.mapping import Failed, Mapper, Outcome, summary
 from beanmill.notify import Notifier
 from beanmill.queue import Queue
-from beanmill.signals import StopRequested, interruptible
+from beanmill.signals import interruptible
 from beanmill.signing import Signer, signed, verify
 from beanmill.storm import Storm
 from beanmill.usercode import user_frame
@@ -103,6 +105,7 @@ class Consumer:
         self.jobs_done = 0
         self.finished_seen = False
         self.last_finished_check = 0.0
+        self.idle_since = 0.0
 
     def _thread_setup(self) -> None:
         """At --threads 1 setup() runs in the one map thread, so what it opens is usable in
@@ -121,50 +124,49 @@ class Consumer:
         except Exception as exc:
             raise UserCodeError(f"setup() of {self.spec.ref} failed: {user_frame(exc)}") from None
 
-    def run(self) -> int:
+    # -- the role's steps (driver.py runs them) ---------------------------------------------
+
+    def start(self) -> int | None:
         self._start_user_code()
         log.info("consumer_started", tube=self.items_tube, threads=self.opts.threads)
-        self.notifier.ready()
-        idle_since = time.monotonic()
-        rc = 0
-        while not self.stop.is_set():
-            self.notifier.watchdog()
-            if self.mapper.hung_threads > MAX_HUNG_PER_THREAD * self.opts.threads:
-                log.error(
-                    "maps_hung",
-                    threads=self.mapper.hung_threads,
-                    hint="exiting so a restart frees them; give map() its own timeouts",
-                )
-                rc = 1
-                break
-            try:
-                self._wait_for_the_reducer()
-                with interruptible():
-                    job = self.queue.reserve(timeout=1)
-                if job is None:
-                    self._check_finished()
-                    if (
-                        self.opts.idle_exit is not None
-                        and time.monotonic() - idle_since >= self.opts.idle_exit
-                    ):
-                        break
-                    continue
-                self.handle(job)
-                self.storm.pause_if_storming(self.stop, self.notifier.watchdog)
-                self.jobs_done += 1
-                if self.jobs_done % 100 == 1:
-                    self.notifier.status(f"{self.jobs_done:,} jobs done")
-                idle_since = time.monotonic()
-            except StopRequested:
-                break  # nothing held: the connection is closed below, mid-reply or not
-            except QueueLost:
-                if not self.queue.reconnect(self.stop, self.notifier.watchdog):
-                    break
-        self.notifier.stopping()
+        self.idle_since = time.monotonic()
+        return None
+
+    def step(self, now: float) -> int | None:
+        """Take one job (and the small ones ready with it), map, put, delete."""
+        if self.mapper.hung_threads > MAX_HUNG_PER_THREAD * self.opts.threads:
+            log.error(
+                "maps_hung",
+                threads=self.mapper.hung_threads,
+                hint="exiting so a restart frees them; give map() its own timeouts",
+            )
+            return exitcodes.ERROR
+        self._wait_for_the_reducer()
+        with interruptible():
+            job = self.queue.reserve(timeout=1)
+        if job is None:
+            self._check_finished()
+            idle = self.opts.idle_exit
+            return exitcodes.OK if idle is not None and now - self.idle_since >= idle else None
+        self.handle(job)
+        self.storm.pause_if_storming(self.stop, self.notifier.watchdog)
+        self.jobs_done += 1
+        if self.jobs_done % 100 == 1:
+            self.notifier.status(f"{self.jobs_done:,} jobs done")
+        self.idle_since = time.monotonic()
+        return None
+
+    def lost(self) -> None:
+        """Jobs in hand go back to ready with the old connection; nothing else to drop."""
+        self.held = []
+
+    def finish(self, stopped: bool) -> int:
         log.info("consumer_stopped", jobs=self.jobs_done)
+        return exitcodes.OK
+
+    def close(self) -> None:
         self.mapper.close()
         self.queue.close()
-        return rc
 
     def _results_ready(self) -> int:
         return int(self.queue.stats_tube(self.results_tube).get("current-jobs-ready", 0))
@@ -419,7 +421,7 @@ class Consumer:
 
 def run_consumer(spec: Spec, address: str, opts: ConsumerOptions, stop: threading.Event) -> int:
     consumer = Consumer(spec, address, opts, stop)
-    rc = consumer.run()
+    rc = drive(consumer, stop)
     if consumer.mapper.hung_threads:
         # Python would wait for the hung threads at exit, forever: leave without them.
         sys.stderr.flush()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -13,9 +12,11 @@ from typing import TypeVar
 import greenstalk
 import structlog
 
+from beanmill import exitcodes
 from beanmill.control import finished_record
 from beanmill.crashpoint import crashpoint
 from beanmill.cursor import Cursor, check_population, check_resumable, load_cursor, save_cursor
+from beanmill.driver import drive
 from beanmill.errors import (
     BeanmillError,
     CursorError,
@@ -80,6 +81,13 @@ class Producer:
         self.finished_early = False
         self.identity = ""
         self.stream: StreamDigest | None = None
+        self.cursor: Cursor
+        self.items: Iterable[Item] = ()
+        self.batches: Iterator[tuple[int, list[Item]]] = iter(())
+        #: A batch taken from items() and not yet put (a lost connection interrupted it).
+        self.pending: tuple[int, list[Item]] | None = None
+        self.budget = 0  # puts left before the next high-water check
+        self.last_save = 0.0
 
     def _renew_lease(self) -> None:
         """At most every RENEW_EVERY_S: a producer waiting on its consumers for hours keeps
@@ -110,7 +118,9 @@ class Producer:
             self._renew_lease()
             time.sleep(0.05)
 
-    def run(self) -> int:
+    # -- the role's steps (driver.py runs them) ---------------------------------------------
+
+    def start(self) -> int | None:
         wanted = Cursor(
             job=self.spec.name,
             batch_size=self.opts.batch_size,
@@ -127,20 +137,71 @@ class Producer:
         if not cursor.identity:  # a cursor from before identities: give it one now
             tag = job_tag(self.spec.name, self.spec.version, self.layout.tag, None, "")
             cursor = replace(cursor, identity=tag)
-        self.identity = cursor.identity
+        self.identity, self.cursor = cursor.identity, cursor
         if cursor.finished:
             self._put_end(cursor)
             log.info("producer_already_finished", batches=cursor.next_batch, items=cursor.items_put)
-            return 0
+            return exitcodes.OK
         log.info("producer_started", from_batch=cursor.next_batch, layout=self.layout.tag)
-        self.notifier.ready()
-        cursor = self._put_batches(cursor)
-        self.notifier.stopping()
+        self.items = self.spec.items()
+        self.batches = self._stream_from(self.items, cursor)
+        self.last_save = time.monotonic()
+        return None
+
+    def step(self, now: float) -> int | None:
+        """Put one batch. One that a lost connection interrupted is put again (a duplicate,
+        if the first put got through, which the ledger absorbs)."""
+        if self.pending is None:
+            if self.budget <= 0:
+                self._wait_below_high_water()
+                self.budget = max(1, self.opts.high_water // 10)
+                if self.finished_early:
+                    # Batches put after the reducer's drain would wait forever: drain again.
+                    self.queue.drain(self.items_tube)
+                    self.cursor = replace(self.cursor, finished=True)
+                    return exitcodes.OK
+            try:
+                self.pending = next(self.batches)
+            except StopIteration:
+                self._check_count()
+                self.cursor = replace(self.cursor, finished=True)
+                return exitcodes.OK
+        seq, chunk = self.pending
+        put = self._put_batch(self.layout.batch_id(seq), tuple(chunk))
+        self.pending = None
+        if self.stream is not None:
+            self.stream.update(chunk)
+        crashpoint("producer.after_put")
+        self.budget -= 1
+        c = self.cursor
+        self.cursor = self._at(c, seq + 1, c.items_put + len(chunk), c.jobs_put + put)
+        if now - self.last_save >= CURSOR_EVERY_S:
+            save_cursor(self.state, self.cursor)
+            crashpoint("producer.after_cursor")
+            self.last_save = now
+        return None
+
+    def lost(self) -> None:
+        """Nothing to drop: the batch in hand is put again after the reconnect."""
+
+    def finish(self, stopped: bool) -> int:
+        cursor = self.cursor
         save_cursor(self.state, cursor)
         if cursor.finished:
             self._put_end(cursor)
             log.info("producer_finished", batches=cursor.next_batch, items=cursor.items_put)
-        return 0
+        return exitcodes.OK
+
+    def close(self) -> None:
+        self.queue.close()
+        self.lease.release()
+
+    def _check_count(self) -> None:
+        total = population_size(self.items)
+        if total is not None and self.cursor.items_put != total:
+            raise SpecError(
+                f"items() gave {self.cursor.items_put} items but its len() says {total}"
+            )
 
     def _new_job(self, wanted: Cursor, population: Population | None) -> Cursor:
         run = new_run_id()
@@ -182,41 +243,6 @@ class Producer:
                 f"neither; run it under a new job name, or `beanmill reset --job "
                 f"{self.spec.name}` to start it over"
             )
-
-    def _put_batches(self, cursor: Cursor) -> Cursor:
-        items = self.spec.items()
-        next_batch, count, jobs = cursor.next_batch, cursor.items_put, cursor.jobs_put
-        last_save = time.monotonic()
-        budget = 0  # puts left before the next high-water check
-        for seq, chunk in self._stream_from(items, cursor):
-            if self.stop.is_set():
-                return self._at(cursor, next_batch, count, jobs)
-            if budget <= 0:
-                self._retrying(self._wait_below_high_water)
-                budget = max(1, self.opts.high_water // 10)
-                if self.finished_early:
-                    # Batches put after the reducer's drain would wait forever: drain again.
-                    self._retrying(lambda: self.queue.drain(self.items_tube))
-                    return replace(self._at(cursor, next_batch, count, jobs), finished=True)
-            put = self._retrying(
-                functools.partial(self._put_batch, self.layout.batch_id(seq), tuple(chunk))
-            )
-            if put is None:
-                return self._at(cursor, next_batch, count, jobs)  # stopped while reconnecting
-            if self.stream is not None:
-                self.stream.update(chunk)
-            crashpoint("producer.after_put")
-            self.notifier.watchdog()
-            budget -= 1
-            next_batch, count, jobs = seq + 1, count + len(chunk), jobs + put
-            if time.monotonic() - last_save >= CURSOR_EVERY_S:
-                save_cursor(self.state, self._at(cursor, next_batch, count, jobs))
-                crashpoint("producer.after_cursor")
-                last_save = time.monotonic()
-        total = population_size(items)
-        if total is not None and count != total:
-            raise SpecError(f"items() gave {count} items but its len() says {total}")
-        return replace(self._at(cursor, next_batch, count, jobs), finished=True)
 
     def _user_batches(self, items: Iterable[Item], start: int) -> Iterator[tuple[int, list[Item]]]:
         """batches(), where an exception raised while iterating items() is the user's."""
@@ -290,9 +316,4 @@ def run_producer(
     spec: Spec, address: str, state: Path, opts: ProducerOptions, stop: threading.Event
 ) -> int:
     """Producer entry point: exit 0 when every batch is put or when asked to stop."""
-    producer = Producer(spec, address, state, opts, stop)
-    try:
-        return producer.run()
-    finally:
-        producer.queue.close()
-        producer.lease.release()
+    return drive(Producer(spec, address, state, opts, stop), stop)

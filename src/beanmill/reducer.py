@@ -25,6 +25,7 @@ from beanmill.checkpoint import Checkpoint, Snapshot
 from beanmill.commit_policy import Staging, commit_due, interval
 from beanmill.control import finished_record
 from beanmill.crashpoint import crashpoint
+from beanmill.driver import drive
 from beanmill.ending import EndConditions, Estimator, half_width, stop_reason
 from beanmill.errors import BadSignature, QueueLost, QueueUnavailable
 from beanmill.files import open_private_append
@@ -101,6 +102,8 @@ class Reducer:
         self.items_at_start = self.snap.items
         self.last_commit = self.last_progress = time.monotonic()
         self.caught_up = False
+        #: Retries committed but maybe not put: at start, and after a lost connection.
+        self.retries_due = True
 
     def _stage(self, job: greenstalk.Job[bytes]) -> None:
         try:
@@ -253,30 +256,29 @@ class Reducer:
             reason = "done() returned true"
         return reason
 
-    def run(self) -> int:
-        self.notifier.ready()  # also for a finished job: exiting 0 unready fails Type=notify
+    # -- the role's steps (driver.py runs them) ---------------------------------------------
+
+    def start(self) -> int | None:
         if self.snap.complete:
             self.print_progress("already " + _state(self.snap))
             self._announce_finished()
             return _exit_code(self.snap)
         log.info("reducer_started", items=self.snap.items, batches=self.snap.batches)
-        retries_due = True
-        while not self.stop.is_set():
-            self.notifier.watchdog()
-            try:
-                if retries_due:
-                    self.put_retries()
-                    retries_due = False
-                if self._step():
-                    break
-            except QueueLost:
-                # Uncommitted work is dropped: its results come back to a new connection.
-                self.fold.reset(self.snap)
-                retries_due = True
-                if not self.queue.reconnect(self.stop, self.notifier.watchdog):
-                    break
-        if self.stop.is_set():
-            self.notifier.stopping()
+        return None
+
+    def step(self, now: float) -> int | None:
+        if self.retries_due:
+            self.put_retries()
+            self.retries_due = False
+        return _exit_code(self.snap) if self._step() else None
+
+    def lost(self) -> None:
+        """Uncommitted work is dropped: its results come back to a new connection."""
+        self.fold.reset(self.snap)
+        self.retries_due = True
+
+    def finish(self, stopped: bool) -> int:
+        if stopped:
             try:
                 self.commit()
             except QueueLost:
@@ -365,8 +367,4 @@ def run_reducer(
     stop: threading.Event,
     out: TextIO = sys.stdout,
 ) -> int:
-    reducer = Reducer(spec, address, checkpoint, opts, stop, out)
-    try:
-        return reducer.run()
-    finally:
-        reducer.close()
+    return drive(Reducer(spec, address, checkpoint, opts, stop, out), stop)

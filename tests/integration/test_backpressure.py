@@ -54,7 +54,10 @@ def test_consumers_wait_while_the_results_backlog_is_over_the_high_water_mark(
     rc, _, err = finish(reducer, timeout=60)
     assert rc == 0, err
     for tail in tails:
-        assert sum(e["event"] == "results_backlog_paused" for e in tail.events()) == 1
+        # One line per pause and one per resume; a slow reducer may cause a second pause.
+        events = [e["event"] for e in tail.events()]
+        pauses = events.count("results_backlog_paused")
+        assert pauses >= 1 and events.count("results_backlog_resumed") == pauses
     snap = status(ckpt)
     assert snap["items"] == 4000 and snap["total"] == squares_answer(4000)
 
