@@ -11,7 +11,7 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import greenstalk
 import structlog
@@ -22,10 +22,19 @@ from beanmill.crashpoint import crashpoint
 from beanmill.driver import drive
 from beanmill.errors import MalformedMessage, UserCodeError
 from beanmill.jobspec import Spec
-from beanmill.jsontypes import JSON, Item
-from beanmill.mapping import Failed, Mapper, Outcome, summary
+from beanmill.mapping import Mapper
 from beanmill.notify import Notifier
 from beanmill.queue import Queue
+from beanmill.retries import (
+    RetryPolicy,
+    failed_record,
+    log_failures,
+    malformed_record,
+    oversize_error,
+    partial_of,
+    shortened,
+    without_value,
+)
 from beanmill.signals import interruptible
 from beanmill.signing import Signer, signed, verify
 from beanmill.storm import Storm
@@ -33,20 +42,16 @@ from beanmill.usercode import user_frame
 from beanmill.wire import (
     Batch,
     ErrorRecord,
-    Failure,
     Partial,
     Partials,
     Result,
     decode_batch,
-    dumps,
     encode_result,
     is_bare,
-    malformed_batch_id,
 )
 
 log = structlog.get_logger()
 
-RETRY_DELAY_MAX_S = 3600
 FINISHED_CHECK_S = 5.0
 MAX_HUNG_PER_THREAD = 4
 #: A job with fewer items than this brings along up to GROUP_JOBS - 1 more ready jobs.
@@ -99,6 +104,7 @@ class Consumer:
         )
         self.mapper = Mapper(spec.map, opts.threads, opts.map_timeout, self._thread_setup)
         self.storm = Storm()
+        self.policy = RetryPolicy(opts.max_attempts, opts.retry_delay)
         #: The identity of the batches taken so far, to know this run's finished record.
         self.identity: str | None = None
         self.host = socket.gethostname()
@@ -269,7 +275,8 @@ class Consumer:
         partials, start = [], 0
         for _, batch in group:
             end = start + len(batch.items)
-            partials.append(self._partial(batch, outcomes[start:end]))
+            part = outcomes[start:end]
+            partials.append(partial_of(batch, part, self.spec.reduce, self.policy, self.host))
             start = end
         self.storm.record(outcomes)
         record = partials[0] if len(partials) == 1 else Partials(tuple(partials))
@@ -291,72 +298,23 @@ class Consumer:
             )
         crashpoint("consumer.after_delete")
         for partial in partials:
-            self._log_failures(partial)
+            log_failures(partial)
         log.debug("jobs_done", jobs=len(jobs), items=len(outcomes))
 
-    def _partial(self, batch: Batch, outcomes: list[Outcome]) -> Partial:
-        """The batch's partial over its good items, with its failed items grouped by error."""
-        good = [o for o in outcomes if not isinstance(o, Failed)]
-        failures: dict[str, tuple[Failed, list[Item]]] = {}
-        for item, outcome in zip(batch.items, outcomes, strict=True):
-            if isinstance(outcome, Failed):
-                failures.setdefault(outcome.error, (outcome, []))[1].append(item)
-        value: JSON = None
-        if good:
-            try:
-                value = self.spec.reduce(good)
-                dumps(value)  # NaN, a set: the reducer could not take it either
-            except Exception as exc:  # the user's reduce(): every item of the batch fails
-                why = Failed.of(exc)
-                failures = {why.error: (why, list(batch.items))}
-                good, value = [], None
-        return Partial(
-            batches=(batch.batch,),
-            items=len(good),
-            value=value,
-            failed=tuple(Failure(f.error, f.traceback, tuple(i)) for f, i in failures.values()),
-            attempt=batch.attempt,
-            retry_delay=min(self.opts.retry_delay * 2**batch.attempt, RETRY_DELAY_MAX_S),
-            final=batch.attempt + 1 >= self.opts.max_attempts,
-            host=self.host,
-            job=batch.job,
-        )
-
     def _put_alone(self, job: greenstalk.Job[bytes], batch: Batch, partial: Partial) -> bool:
-        """A partial over beanstalkd's -z: its batch fails for good (reduce() must return
-        something smaller), with tracebacks cut until the record fits; False if even the
-        bare list of items cannot fit, and the job was buried instead."""
-        error = (
-            f"the partial is over beanstalkd's max job size: make reduce() return something "
-            f"smaller (a top-k instead of every value); {partial.failed_items} items failed too"
-        )
-        if partial.items == 0:
-            error = partial.failed[0].error if partial.failed else error
-        failure = Failure(error, "", batch.items)
-        whole = replace(partial, items=0, value=None, failed=(failure,), final=True)
-        for candidate in (partial, whole):
+        """A group's partial that did not fit, put on its own; if it still does not fit, its
+        batch fails for good without its value; False if even that cannot fit, and the job
+        was buried instead."""
+        for candidate in (partial, without_value(partial, batch)):
             try:
                 self.queue.put(self.results_tube, self._encode(candidate), ttr=self.opts.result_ttr)
                 return True
             except greenstalk.JobTooBigError:
                 continue
-        self._bury_with_error(job, batch, ValueError(error))
+        error = ValueError(oversize_error(partial))
+        self._bury(job, failed_record(job.id, batch, error, self.host))
+        log.error("batch_buried", batch=batch.batch, job_id=job.id, error=str(error))
         return False
-
-    def _log_failures(self, partial: Partial) -> None:
-        if not partial.failed:
-            return
-        bound = log.bind(
-            batch=partial.batches[0],
-            attempt=partial.attempt + 1,
-            items=partial.failed_items,
-            item=str(partial.failed[0].items[0])[:80],
-            error=partial.failed[0].error[:300],
-        )
-        if partial.final:
-            bound.error("items_failed", hint="fix the cause, then `beanmill requeue`")
-        else:
-            bound.warning("items_failed_retrying", delay_s=partial.retry_delay)
 
     def _hold(self, jobs: list[greenstalk.Job[bytes]]) -> None:
         self.held, self.touch_every, self.last_touch = jobs, None, time.monotonic()
@@ -376,47 +334,25 @@ class Consumer:
             log.debug("jobs_touched", jobs=len(self.held), held_s=round(now - self.last_touch, 1))
             self.last_touch = now
 
-    def _bury_with_error(self, job: greenstalk.Job[bytes], batch: Batch, exc: Exception) -> None:
-        record = ErrorRecord(
-            batch=batch.batch,
-            job_id=job.id,
-            attempts=batch.attempt + 1,
-            reason="failed",
-            exception=f"{type(exc).__name__}: {exc}",
-            traceback=summary(exc),
-            host=self.host,
-        )
-        self._put_error(record)
-        self.queue.bury(job)
-        log.error("batch_buried", batch=batch.batch, job_id=job.id, error=record.exception)
-
     def _bury_malformed(self, job: greenstalk.Job[bytes], reason: str) -> None:
         """Unusable bodies are kept (buried) for an operator to inspect, never dropped."""
-        batch_id = malformed_batch_id(job.body)
-        record = ErrorRecord(
-            batch=batch_id,
-            job_id=job.id,
-            attempts=1,
-            reason="malformed",
-            exception=reason,
-            traceback="",
-            host=self.host,
-        )
         self._hold([job])
         try:
-            self._put_error(record)
-            self.queue.bury(job)
+            self._bury(job, malformed_record(job.id, job.body, reason, self.host))
         finally:
             self._hold([])
         log.error("job_malformed_buried", job_id=job.id, reason=reason, bytes=len(job.body))
 
-    def _put_error(self, record: ErrorRecord) -> None:
-        """The error record must get through even when beanstalkd's -z is small."""
+    def _bury(self, job: greenstalk.Job[bytes], record: ErrorRecord) -> None:
+        """Tell the reducer why (the record must get through even with a small -z), then
+        bury."""
         try:
             self.queue.put(self.results_tube, self._encode(record), ttr=self.opts.result_ttr)
         except greenstalk.JobTooBigError:
-            short = replace(record, exception=record.exception[:200], traceback="")
-            self.queue.put(self.results_tube, self._encode(short), ttr=self.opts.result_ttr)
+            self.queue.put(
+                self.results_tube, self._encode(shortened(record)), ttr=self.opts.result_ttr
+            )
+        self.queue.bury(job)
 
 
 def run_consumer(spec: Spec, address: str, opts: ConsumerOptions, stop: threading.Event) -> int:
