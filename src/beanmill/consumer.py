@@ -159,7 +159,7 @@ class Consumer:
         self.jobs_done += 1
         if self.jobs_done % 100 == 1:
             self.notifier.status(f"{self.jobs_done:,} jobs done")
-        self.idle_since = time.monotonic()
+        self.idle_since = now
         return None
 
     def lost(self) -> None:
