@@ -33,10 +33,10 @@ from beanmill.checkpoint import (
     read_snapshot,
     requeue_failed,
 )
-from beanmill.errors import CheckpointError, MalformedMessage
+from beanmill.errors import BeanmillError, CheckpointError, MalformedMessage
 from beanmill.jsontypes import Item
 from beanmill.outcomes import FailedItem, Retry
-from beanmill.wire import decode_batch, malformed_batch_id
+from beanmill.wire import Partial, Partials, decode_batch, decode_result, malformed_batch_id
 
 MALFORMED = "(malformed)"
 NOT_BURIED = {
@@ -233,15 +233,31 @@ def _kick_one(client: greenstalk.Client[bytes], job_id: int, tube: str) -> str |
     return None
 
 
+def tube_of(job: str, kind: str) -> str:
+    """`items`, `results` or `control`: the admin commands reach every tube of a job."""
+    if kind not in TUBE_KINDS:
+        raise BeanmillError(f"no tube {kind!r}: one of {', '.join(TUBE_KINDS)}")
+    items, results = tubes_of(job)
+    return {"items": items, "results": results, "control": f"{job}.control"}[kind]
+
+
+TUBE_KINDS = ("items", "results", "control")
+
+
 def requeue(
-    address: str, job: str, job_ids: tuple[int, ...] = (), max_jobs: int | None = None
+    address: str,
+    job: str,
+    job_ids: tuple[int, ...] = (),
+    max_jobs: int | None = None,
+    kind: str = "items",
 ) -> RequeueResult:
-    """Kick these buried jobs, or else up to `max_jobs` (default all) of the items tube.
+    """Kick these buried jobs, or else up to `max_jobs` (default all) of the items tube (or
+    the results or control tube: a result buried for a rereduce() since fixed, say).
 
     The bulk kick is bounded by the buried count just read and skipped at 0, because `kick`
     moves delayed jobs (retries waiting out their delay) when a tube has no buried ones.
     """
-    items, _ = tubes_of(job)
+    items = tube_of(job, kind)
     problems: list[str] = []
     kicked = 0
     with session(address, use=items) as client:
@@ -259,8 +275,18 @@ def requeue(
     return RequeueResult(tube=items, kicked=kicked, problems=tuple(problems))
 
 
-def _error_key(body: bytes) -> tuple[str, bool]:
-    """The key the reducer stores a buried body's error under, and whether it is malformed."""
+def _error_key(body: bytes, kind: str = "items") -> tuple[str, bool]:
+    """The key the reducer stores a buried body's error under, and whether it holds nothing
+    to count (malformed, or a record that carries no items)."""
+    if kind == "control":
+        return malformed_batch_id(body), True
+    if kind == "results":
+        try:
+            record = decode_result(body)
+        except MalformedMessage:
+            return malformed_batch_id(body), True
+        counts = isinstance(record, Partial | Partials)
+        return malformed_batch_id(body), not counts
     try:
         return decode_batch(body).batch, False
     except MalformedMessage:
@@ -273,13 +299,15 @@ def delete(
     job_ids: tuple[int, ...],
     checkpoint: Path | None = None,
     lose_items: bool = False,
+    kind: str = "items",
 ) -> DeleteResult:
-    """Delete buried jobs of this job's items tube for good; drop their stored errors.
+    """Delete buried jobs of this job's items (or results, or control) tube for good; drop
+    their stored errors.
 
     Only buried jobs: a ready, reserved or delayed one is work under way. A body that is a
-    usable batch holds items the total would then never count, so it needs `lose_items`;
-    a malformed one holds nothing beanmill can count."""
-    items, _ = tubes_of(job)
+    usable batch (or a partial) holds items the total would then never count, so it needs
+    `lose_items`; a malformed one holds nothing beanmill can count."""
+    items = tube_of(job, kind)
     if checkpoint is not None:
         checkpoint_of(checkpoint, job)
     deleted: list[int] = []
@@ -292,10 +320,11 @@ def delete(
                 problems.append(problem)
                 continue
             try:
-                key, malformed = _error_key(client.peek(job_id).body)
+                key, malformed = _error_key(client.peek(job_id).body, kind)
                 if not malformed and not lose_items:
+                    what = f"batch {key}" if kind == "items" else "a partial"
                     problems.append(
-                        f"job {job_id} is batch {key}, which the total would never count: "
+                        f"job {job_id} is {what}, which the total would never count: "
                         "requeue it once its cause is fixed, or pass --lose-items"
                     )
                     continue
@@ -329,5 +358,6 @@ __all__ = [
     "requeue_failed_items",
     "reset",
     "stats",
+    "tube_of",
     "tubes_of",
 ]

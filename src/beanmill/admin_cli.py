@@ -319,6 +319,14 @@ def buried(
     metavar="N",
     help="kick at most N, oldest buried first [default: all]",
 )
+@click.option(
+    "--tube",
+    "kind",
+    type=click.Choice(admin.TUBE_KINDS),
+    default="items",
+    show_default=True,
+    help="which of the job's tubes: results and control hold buried records too",
+)
 def requeue(
     spec: str | None,
     job_name: str | None,
@@ -327,18 +335,19 @@ def requeue(
     checkpoint: Path | None,
     job_ids: tuple[int, ...],
     max_jobs: int | None,
+    kind: str,
 ) -> None:
-    """Kick buried jobs of the items tube back to ready: all, --job-id ones, or --max N.
+    """Requeue what failed: with a checkpoint (or --data-dir), every failed item as a new
+    retry with all its attempts; and buried jobs of the tube: all, --job-id ones, or --max N.
 
-    Fix the cause first. A kicked batch keeps the attempt count in its body, which says it
-    used its last attempt: if it fails once more it is buried again at once, with a fresh
-    stored error (a consumer started with a higher --max-attempts gives it more tries). A
-    malformed body fails again for sure: `beanmill delete` it instead."""
+    Fix the cause first. Buried jobs are bodies that could not be used at all (malformed,
+    another version, a result rereduce() could not fold): a malformed body fails again for
+    sure, `beanmill delete` it instead."""
     if job_ids and max_jobs is not None:
         raise BeanmillError("give --job-id or --max, not both")
     with target(spec, job_name, beanstalkd, data_dir, checkpoint) as t:
-        result = admin.requeue(t.address, t.job, job_ids, max_jobs)
-        if t.checkpoint is not None and not job_ids:
+        result = admin.requeue(t.address, t.job, job_ids, max_jobs, kind)
+        if t.checkpoint is not None and not job_ids and kind == "items":
             retries = admin.requeue_failed_items(t.checkpoint, t.job)
             items = sum(len(r.items) for r in retries)
             click.echo(
@@ -366,6 +375,14 @@ def requeue(
     is_flag=True,
     help="also delete usable batches, whose items the total will then never count",
 )
+@click.option(
+    "--tube",
+    "kind",
+    type=click.Choice(admin.TUBE_KINDS),
+    default="items",
+    show_default=True,
+    help="which of the job's tubes: results and control hold buried records too",
+)
 def delete(
     spec: str | None,
     job_name: str | None,
@@ -374,6 +391,7 @@ def delete(
     checkpoint: Path | None,
     job_ids: tuple[int, ...],
     lose_items: bool,
+    kind: str,
 ) -> None:
     """Delete buried jobs of the items tube for good, e.g. a malformed body.
 
@@ -381,7 +399,7 @@ def delete(
     needs --lose-items: its items are then missing from the total for good, and a job whose
     producer announced its size never completes (stop it with Ctrl-C or `done()`)."""
     with target(spec, job_name, beanstalkd, data_dir, checkpoint) as t:
-        result = admin.delete(t.address, t.job, job_ids, t.checkpoint, lose_items)
+        result = admin.delete(t.address, t.job, job_ids, t.checkpoint, lose_items, kind)
     line = f"deleted {len(result.deleted)} buried jobs"
     if t.checkpoint is not None:
         line += f", forgot {result.forgotten} stored errors"

@@ -12,7 +12,7 @@ import greenstalk
 from beanmill import exitcodes
 from beanmill.checkpoint import Checkpoint
 from beanmill.server import Beanstalkd, free_port
-from beanmill.wire import bare_batch_id
+from beanmill.wire import Partial, bare_batch_id, encode_result
 from specs.sums import squares_answer
 from support import Procs, beanstalkd_counts, finish, spec_ref, status, wait_for
 
@@ -241,3 +241,42 @@ def test_usage_errors_are_one_line_and_exit_2(
         rc, _, err = finish(proc)
         assert rc == 2 and err.count("\n") == 1, (args, err)
         assert err.startswith("beanmill: error: ") and cases[args] in err, (args, err)
+
+
+def test_a_result_buried_for_an_unfoldable_value_is_reached_on_the_results_tube(
+    beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
+) -> None:
+    """`requeue` and `delete` reach the results tube: a result rereduce() could not fold is
+    buried there by the reducer, and an operator can delete it (or kick it once fixed)."""
+    client = greenstalk.Client(
+        (beanstalkd.host, beanstalkd.port), use="words.results", encoding=None
+    )
+    client.put(encode_result(Partial(("x-1",), 1, "not a number")))
+    client.put(encode_result(Partial(("x-2",), 1, 5)))
+    client.close()
+    ckpt = tmp_path / "ck.sqlite"
+    reducer = procs.reducer(spec_ref("sums:Words"), beanstalkd.address, ckpt)
+    wait_for(
+        lambda: (
+            ckpt.exists()
+            and status(ckpt)["items"] == 1
+            and counts(beanstalkd, "words.results")[3] == 1
+        ),
+        what="the good result applied, the unfoldable one buried",
+    )
+    address = ("--job", "words", "--beanstalkd", beanstalkd.address)
+    rc, out, err = admin(procs, "requeue", *address, "--tube", "results")
+    assert (rc, out) == (0, "kicked 1 buried jobs on words.results\n"), err
+    wait_for(lambda: counts(beanstalkd, "words.results")[3] == 1, what="buried again")
+    job_id = greenstalk.Client((beanstalkd.host, beanstalkd.port), use="words.results")
+    buried_id = job_id.peek_buried().id
+    job_id.close()
+    rc, out, err = admin(procs, "delete", *address, "--tube", "results", "--job-id", str(buried_id))
+    assert rc == 2 and "a partial, which the total would never count" in err
+    rc, out, err = admin(
+        procs, "delete", *address, "--tube", "results", "--job-id", str(buried_id), "--lose-items"
+    )
+    assert (rc, out) == (0, "deleted 1 buried jobs\n"), err
+    assert counts(beanstalkd, "words.results")[3] == 0 and status(ckpt)["total"] == 5
+    reducer.send_signal(signal.SIGTERM)
+    assert finish(reducer)[0] == 0

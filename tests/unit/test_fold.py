@@ -6,12 +6,15 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from beanmill.checkpoint import Snapshot
 from beanmill.commit_policy import CAUGHT_UP_SHARE, Staging, commit_due
 from beanmill.fold import Commit, Fold
 from beanmill.jsontypes import JSON
 from beanmill.reducers import Sum
-from beanmill.wire import EndRecord, Failure, Partial, encode_result
+from beanmill.wire import EndRecord, Failure, Partial, dumps, encode_result
 
 
 class MemoryLedger:
@@ -187,3 +190,57 @@ def test_records_of_another_run_or_version_are_refused_not_mixed_in() -> None:
     assert "another run or version" in refused(ledger, theirs, snap)
     end = encode_result(EndRecord(1, 2, "tag-b", "s500"))
     assert "another run or version" in refused(ledger, end, snap)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=8,
+)
+batch_ids = st.sampled_from(["s500-0", "s500-1", "s500-1~", "s100-0", "x-1", "i-ab", "q"])
+records = st.one_of(
+    st.builds(
+        lambda b, n, v, job: encode_result(Partial((b,), n, v, job=job)),
+        batch_ids,
+        st.integers(0, 2**53 - 1),
+        json_values,
+        st.sampled_from([None, "tag-a", "tag-b"]),
+    ),
+    st.builds(
+        lambda b, n, v: encode_result(
+            Partial((b,), n, v, (Failure("E: x", "", (1,)),), attempt=1, final=True)
+        ),
+        batch_ids,
+        st.integers(0, 10),
+        json_values,
+    ),
+    st.builds(
+        lambda n, i, layout: encode_result(EndRecord(n, i, "tag-a", layout)),
+        st.integers(0, 2**53 - 1),
+        st.integers(0, 2**53 - 1),
+        st.sampled_from([None, "s500", "s100"]),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(records, max_size=12))
+def test_nothing_that_decodes_can_stop_the_fold(bodies: list[bytes]) -> None:
+    """Bodies that pass decoding but make no sense: each is staged or refused with a reason,
+    and the commit it leads to is always one SQLite and JSON can hold."""
+    ledger = MemoryLedger()
+    for chunk in (bodies[: len(bodies) // 2], bodies[len(bodies) // 2 :]):
+        fold = Fold(ledger, ledger.snapshot(), SUM.rereduce)
+        for body in chunk:
+            reason = fold.stage(next(job_ids), body)
+            assert reason is None or reason
+        change = fold.build()
+        dumps(change.total)
+        assert 0 <= change.items < 2**63
+        staged = {j for j in change.job_ids} | {b.job_id for b in change.buried}
+        assert len(staged) == fold.job_count
+        ledger.apply(change)
