@@ -6,6 +6,7 @@ every user-facing failure becomes one `beanmill: error: ...` line and exit statu
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -483,3 +484,21 @@ def main() -> None:
     except BeanmillError as exc:
         print(f"beanmill: error: {exc}", file=sys.stderr)
         sys.exit(exitcodes.USAGE)
+    except OSError as exc:
+        if exc.filename is None:
+            raise  # not about a path of ours: a bug, with its traceback
+        # A data dir, checkpoint, cursor or log file that cannot be made or written (a
+        # missing parent, a read-only or full disk): the user's to fix, so one line.
+        print(f"beanmill: error: {file_problem(exc)}", file=sys.stderr)
+        sys.exit(exitcodes.USAGE)
+
+
+def file_problem(exc: OSError) -> str:
+    why = exc.strerror or type(exc).__name__
+    hint = {
+        errno.ENOSPC: "free space on its disk",
+        errno.EROFS: "the disk is read-only: pass a path on a writable one",
+        errno.EACCES: "pass a path this user may write, or fix its permissions",
+        errno.ENOENT: "check the path (its parent directory must exist or be creatable)",
+    }.get(exc.errno or 0, "check the path, its permissions and its disk")
+    return f"cannot use {exc.filename} ({why}): {hint}; nothing already done was lost"

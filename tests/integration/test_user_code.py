@@ -136,3 +136,24 @@ def test_one_ctrl_c_at_a_terminal_finishes_the_batches_in_hand_and_exits_130(
     assert "stopping: finishing the batches in hand; press Ctrl-C again" in out
     assert err.count('"consumer_stopped"') == 2, "both consumers stopped cleanly"
     assert '"role_killed_after_timeout"' not in err
+
+
+@pytest.mark.parametrize("role", ["reducer", "producer"])
+def test_a_checkpoint_or_cursor_that_cannot_be_made_is_one_line_and_exit_2(
+    procs: Procs, tmp_path: Path, role: str
+) -> None:
+    from beanmill.server import Beanstalkd, free_port
+
+    server = Beanstalkd(tmp_path / "binlog", free_port()).start()
+    try:
+        (tmp_path / "file").write_text("")
+        where = tmp_path / "file" / "state"  # under a regular file: no one can make it
+        flag = ["--checkpoint", str(where)] if role == "reducer" else ["--state", str(where)]
+        ref = spec_file(tmp_path, GOOD)
+        rc, _, err = finish(procs.beanmill(role, ref, "--beanstalkd", server.address, *flag))
+        assert rc == exitcodes.USAGE
+        lines = [x for x in err.splitlines() if not x.startswith("{")]
+        assert len(lines) == 1 and lines[0].startswith("beanmill: error: cannot use ")
+        assert "Traceback" not in err
+    finally:
+        server.kill()
