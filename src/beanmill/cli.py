@@ -13,13 +13,14 @@ from typing import Any, TypeVar
 
 import click
 
-from beanmill import admin_cli, check_cli, exitcodes, logs, status_cli
+from beanmill import admin_cli, check_cli, dashboard_cli, exitcodes, logs, status_cli
 from beanmill.config import add_env_vars, default_map, describe_sources, find_config, load_config
 from beanmill.ending import EndConditions
 from beanmill.errors import BeanmillError, UserCodeError
 from beanmill.jobspec import load_spec
 from beanmill.signals import install_stop_handlers
 from beanmill.source import DEFAULT_BATCH_SIZE
+from beanmill.web import http_address, http_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -216,6 +217,7 @@ def show_config(ctx: click.Context, commands: tuple[str, ...]) -> None:
 @click.option("--log-format", default="auto", type=click.Choice(["auto", "json", "console"]))
 @retry_options
 @click.option("--no-check", is_flag=True, help="skip the quick check of the spec at start")
+@http_options
 def run(
     spec: str,
     data_dir: Path | None,
@@ -237,6 +239,8 @@ def run(
     retry_delay: int,
     map_timeout: float | None,
     no_check: bool,
+    http: str | None,
+    http_public: bool,
 ) -> None:
     """Run SPEC to the end on this machine (Ctrl-C stops; the same command resumes).
 
@@ -245,6 +249,7 @@ def run(
     from beanmill.run import RunOptions, run_job
 
     logs.configure(log_level, log_format, role="run")
+    served = http_address(http, http_public)
     loaded = load_spec(spec)
     if not no_check:
         from beanmill.check import quick_check
@@ -266,6 +271,7 @@ def run(
         max_attempts=max_attempts,
         retry_delay=retry_delay,
         map_timeout=map_timeout,
+        http=served,
     )
     sys.exit(run_job(loaded, opts, install_stop_handlers()))
 
@@ -342,6 +348,7 @@ def producer(
     help="wait while the results tube holds more ready partials (the reducer is behind)",
 )
 @connect_retry_option
+@http_options
 @logging_options
 def consumer(
     spec: str,
@@ -353,6 +360,8 @@ def consumer(
     idle_exit: float | None,
     results_high_water: int,
     connect_retry: float,
+    http: str | None,
+    http_public: bool,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -369,6 +378,7 @@ def consumer(
         idle_exit=idle_exit,
         connect_retry=connect_retry,
         results_high_water=results_high_water,
+        http=http_address(http, http_public),
     )
     sys.exit(run_consumer(loaded, beanstalkd, opts, install_stop_handlers()))
 
@@ -389,6 +399,7 @@ def consumer(
 @progress_file_option
 @ending_options
 @connect_retry_option
+@http_options
 @logging_options
 def reducer(
     spec: str,
@@ -402,6 +413,8 @@ def reducer(
     until_ci: float | None,
     max_items: int | None,
     connect_retry: float,
+    http: str | None,
+    http_public: bool,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -417,6 +430,7 @@ def reducer(
         ending=EndConditions(max_items, until_ci, until_rel_ci),
         progress_file=progress_file,
         connect_retry=connect_retry,
+        http=http_address(http, http_public),
     )
     sys.exit(run_reducer(loaded, beanstalkd, checkpoint, opts, install_stop_handlers()))
 
@@ -424,6 +438,7 @@ def reducer(
 admin_cli.register(cli)
 status_cli.register(cli)
 check_cli.register(cli)
+dashboard_cli.register(cli)
 add_env_vars(cli)
 
 

@@ -36,6 +36,7 @@ from beanmill.outcomes import Retry
 from beanmill.progress import progress_line
 from beanmill.queue import Queue
 from beanmill.source import population_size
+from beanmill.web import HttpAddress, serve_reducer
 from beanmill.wire import Batch, FinishedRecord, encode_batch, encode_finished
 
 log = structlog.get_logger()
@@ -58,6 +59,7 @@ class ReducerOptions:
     ending: EndConditions = field(default_factory=EndConditions)
     progress_file: Path | None = None
     connect_retry: float = 0.0
+    http: HttpAddress | None = None
 
 
 class Reducer:
@@ -360,7 +362,10 @@ def run_reducer(
     out: TextIO = sys.stdout,
 ) -> int:
     reducer = Reducer(spec, address, checkpoint, opts, stop, out)
+    server = serve_reducer(reducer, opts.http) if opts.http else None
     try:
         return reducer.run()
     finally:
+        if server is not None:
+            server.close(linger=reducer.snap.complete and not stop.is_set())
         reducer.close()

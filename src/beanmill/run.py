@@ -31,6 +31,7 @@ from beanmill.jobspec import Spec
 from beanmill.queue import connect
 from beanmill.server import Beanstalkd, die_with_parent, start_private
 from beanmill.source import DEFAULT_BATCH_SIZE
+from beanmill.web import HttpAddress
 
 log = structlog.get_logger()
 
@@ -67,6 +68,8 @@ class RunOptions:
     retry_delay: int = 1
     map_timeout: float | None = None
     results_high_water: int = RESULTS_HIGH_WATER
+    #: Served by the reducer, which holds what the dashboard shows.
+    http: HttpAddress | None = None
 
     @property
     def checkpoint(self) -> Path:
@@ -160,6 +163,7 @@ def _argv(role: str, spec: Spec, address: str, opts: RunOptions) -> list[str]:
         "--progress-interval",
         str(opts.progress_interval),
         *(part for pair in limits for part in pair),
+        *(["--http", str(opts.http), "--http-public"] if opts.http else []),
     ]
 
 
@@ -230,6 +234,8 @@ def run_job(spec: Spec, opts: RunOptions, stop: threading.Event) -> int:
         datadir.write_address(opts.data_dir, address)
     else:
         connect(address).close()  # fail now, with the clear message, not in every child
+    if opts.http is not None:
+        print(f"[{spec.name}] dashboard and /metrics: http://{opts.http}/", flush=True)
     # The reducer starts last: the work can begin without it, its results wait on the queue.
     roles = [Role("producer", _argv("producer", spec, address, opts))]
     roles += [
