@@ -43,9 +43,9 @@
         scales: { x: { time: false } },
         axes: [{ label: "items" }, { size: 70 }],
         series: [{ label: "items" },
-                 { label: "estimate", stroke: "#7a4fd0", width: 2 },
-                 { label: "95% low", stroke: "#b9a5e8", dash: [4, 4] },
-                 { label: "95% high", stroke: "#b9a5e8", dash: [4, 4] }],
+                 { label: "estimate", stroke: "#7a4fd0", width: 2, points: { show: false } },
+                 { label: "95% low", stroke: "#b9a5e8", dash: [4, 4], points: { show: false } },
+                 { label: "95% high", stroke: "#b9a5e8", dash: [4, 4], points: { show: false } }],
       }, data, el);
     } else {
       chart.setData(data);
