@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from beanmill import admin_cli, check_cli, exitcodes, logs, status_cli
+from beanmill import admin_cli, check_cli, dashboard_cli, exitcodes, logs, status_cli
 from beanmill.config import add_env_vars, default_map, describe_sources, find_config, load_config
 from beanmill.ending import EndConditions
 from beanmill.errors import BeanmillError, UserCodeError
@@ -22,6 +22,7 @@ from beanmill.jobspec import load_spec
 from beanmill.signals import install_stop_handlers
 from beanmill.signing import Signer, load_secret
 from beanmill.source import DEFAULT_BATCH_SIZE
+from beanmill.web import http_address, http_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -243,6 +244,7 @@ def show_config(ctx: click.Context, commands: tuple[str, ...]) -> None:
     help="key of the signed bodies [default: DATA_DIR/secret, made if missing]",
 )
 @accept_unsigned_ids_option
+@http_options
 def run(
     spec: str,
     data_dir: Path | None,
@@ -266,6 +268,8 @@ def run(
     no_check: bool,
     secret_file: Path | None,
     accept_unsigned_ids: bool,
+    http: str | None,
+    http_public: bool,
 ) -> None:
     """Run SPEC to the end on this machine (Ctrl-C stops; the same command resumes).
 
@@ -274,6 +278,7 @@ def run(
     from beanmill.run import RunOptions, run_job
 
     logs.configure(log_level, log_format, role="run")
+    served = http_address(http, http_public)
     loaded = load_spec(spec)
     if not no_check:
         from beanmill.check import quick_check
@@ -297,6 +302,7 @@ def run(
         map_timeout=map_timeout,
         secret_file=secret_file,
         accept_unsigned_ids=accept_unsigned_ids,
+        http=served,
     )
     sys.exit(run_job(loaded, opts, install_stop_handlers()))
 
@@ -378,6 +384,7 @@ def producer(
 @connect_retry_option
 @secret_file_option
 @accept_unsigned_ids_option
+@http_options
 @logging_options
 def consumer(
     spec: str,
@@ -391,6 +398,8 @@ def consumer(
     connect_retry: float,
     secret_file: Path | None,
     accept_unsigned_ids: bool,
+    http: str | None,
+    http_public: bool,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -409,6 +418,7 @@ def consumer(
         results_high_water=results_high_water,
         signer=_signer(secret_file),
         accept_unsigned_ids=accept_unsigned_ids,
+        http=http_address(http, http_public),
     )
     sys.exit(run_consumer(loaded, beanstalkd, opts, install_stop_handlers()))
 
@@ -430,6 +440,7 @@ def consumer(
 @ending_options
 @connect_retry_option
 @secret_file_option
+@http_options
 @logging_options
 def reducer(
     spec: str,
@@ -444,6 +455,8 @@ def reducer(
     max_items: int | None,
     connect_retry: float,
     secret_file: Path | None,
+    http: str | None,
+    http_public: bool,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -460,6 +473,7 @@ def reducer(
         progress_file=progress_file,
         connect_retry=connect_retry,
         signer=_signer(secret_file),
+        http=http_address(http, http_public),
     )
     sys.exit(run_reducer(loaded, beanstalkd, checkpoint, opts, install_stop_handlers()))
 
@@ -467,6 +481,7 @@ def reducer(
 admin_cli.register(cli)
 status_cli.register(cli)
 check_cli.register(cli)
+dashboard_cli.register(cli)
 add_env_vars(cli)
 
 

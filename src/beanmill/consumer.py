@@ -23,6 +23,7 @@ from beanmill.driver import drive
 from beanmill.errors import MalformedMessage, UserCodeError
 from beanmill.jobspec import Spec
 from beanmill.mapping import Mapper
+from beanmill.metrics import ConsumerMetrics
 from beanmill.notify import Notifier
 from beanmill.queue import Queue
 from beanmill.retries import (
@@ -39,6 +40,7 @@ from beanmill.signals import interruptible
 from beanmill.signing import Signer, signed, verify
 from beanmill.storm import Storm
 from beanmill.usercode import user_frame
+from beanmill.web import HttpAddress, serve_consumer
 from beanmill.wire import (
     Batch,
     ErrorRecord,
@@ -80,6 +82,7 @@ class ConsumerOptions:
     signer: Signer | None = None
     #: With a signer: still map bare item IDs that carry no tag (a foreign producer's).
     accept_unsigned_ids: bool = False
+    http: HttpAddress | None = None
 
 
 class Consumer:
@@ -112,6 +115,9 @@ class Consumer:
         self.finished_seen = False
         self.last_finished_check = 0.0
         self.idle_since = 0.0
+        #: Why the consumer waits before its next job (storm, results_backlog), for /metrics.
+        self.paused: str | None = None
+        self.metrics: ConsumerMetrics | None = None
 
     def _thread_setup(self) -> None:
         """At --threads 1 setup() runs in the one map thread, so what it opens is usable in
@@ -155,7 +161,9 @@ class Consumer:
             idle = self.opts.idle_exit
             return exitcodes.OK if idle is not None and now - self.idle_since >= idle else None
         self.handle(job)
+        self.paused = "storm"
         self.storm.pause_if_storming(self.stop, self.notifier.watchdog)
+        self.paused = None
         self.jobs_done += 1
         if self.jobs_done % 100 == 1:
             self.notifier.status(f"{self.jobs_done:,} jobs done")
@@ -180,6 +188,7 @@ class Consumer:
     def _wait_for_the_reducer(self) -> None:
         """Backpressure on results: checked before each reserve (one round trip per batch),
         so the tube holds at most the mark plus one partial per consumer."""
+        self.paused = None
         mark = self.opts.results_high_water
         ready = self._results_ready()
         if ready <= mark:
@@ -191,12 +200,13 @@ class Consumer:
             hint="the reducer is behind or stopped: start it (or find why it is slow); "
             "this consumer goes on by itself once the results are taken",
         )
-        paused = time.monotonic()
+        paused, self.paused = time.monotonic(), "results_backlog"
         while ready > mark * RESULTS_RESUME_SHARE:
             self.notifier.watchdog()  # waiting on the reducer is not hanging
             if self.stop.wait(RESULTS_CHECK_S):
                 return
             ready = self._results_ready()
+        self.paused = None
         log.info("results_backlog_resumed", ready=ready, paused_s=round(time.monotonic() - paused))
 
     def _check_finished(self) -> None:
@@ -271,6 +281,7 @@ class Consumer:
     def _put_and_delete(
         self, group: list[tuple[greenstalk.Job[bytes], Batch]], jobs: list[greenstalk.Job[bytes]]
     ) -> None:
+        began = time.monotonic()
         outcomes = self.mapper.map([i for _, batch in group for i in batch.items], self.keep_alive)
         partials, start = [], 0
         for _, batch in group:
@@ -279,6 +290,8 @@ class Consumer:
             partials.append(partial_of(batch, part, self.spec.reduce, self.policy, self.host))
             start = end
         self.storm.record(outcomes)
+        if self.metrics is not None:
+            self.metrics.mapped(partials, time.monotonic() - began)
         record = partials[0] if len(partials) == 1 else Partials(tuple(partials))
         try:
             self.queue.put(self.results_tube, self._encode(record), ttr=self.opts.result_ttr)
@@ -357,7 +370,10 @@ class Consumer:
 
 def run_consumer(spec: Spec, address: str, opts: ConsumerOptions, stop: threading.Event) -> int:
     consumer = Consumer(spec, address, opts, stop)
+    server = serve_consumer(consumer, opts.http) if opts.http else None
     rc = drive(consumer, stop)
+    if server is not None:
+        server.close()
     if consumer.mapper.hung_threads:
         # Python would wait for the hung threads at exit, forever: leave without them.
         sys.stderr.flush()

@@ -17,6 +17,7 @@ from beanmill.errors import MalformedMessage
 from beanmill.jsontypes import JSON
 from beanmill.mapping import summary
 from beanmill.outcomes import FailedItem, Retry
+from beanmill.seen import Seen
 from beanmill.source import layout_of
 from beanmill.wire import (
     EndRecord,
@@ -85,6 +86,7 @@ class Fold:
         self, ledger: Ledger, snap: Snapshot, rereduce: Callable[[Sequence[JSON]], JSON]
     ) -> None:
         self.ledger, self.rereduce = ledger, rereduce
+        self.seen = Seen()  # kept across reset(): it is what went by, not what is staged
         self.reset(snap)
 
     def reset(self, snap: Snapshot) -> None:
@@ -115,6 +117,7 @@ class Fold:
                 entries = (record,) if isinstance(record, Partial) else record.entries
                 self._check_identity([p.job for p in entries])
                 job.entries = self._new_entries(entries)
+                self.seen.partials(entries, job.entries)
             elif isinstance(record, ErrorRecord):
                 if not self.ledger.applied([record.batch]) and record.batch not in self.batches:
                     job.error = record

@@ -38,6 +38,7 @@ from beanmill.progress import progress_line
 from beanmill.queue import Queue
 from beanmill.signing import Signer, signed, verify
 from beanmill.source import population_size
+from beanmill.web import HttpAddress, serve_reducer
 from beanmill.wire import Batch, FinishedRecord, encode_batch, encode_finished
 
 log = structlog.get_logger()
@@ -61,6 +62,7 @@ class ReducerOptions:
     progress_file: Path | None = None
     connect_retry: float = 0.0
     signer: Signer | None = None
+    http: HttpAddress | None = None
 
 
 class Reducer:
@@ -367,4 +369,10 @@ def run_reducer(
     stop: threading.Event,
     out: TextIO = sys.stdout,
 ) -> int:
-    return drive(Reducer(spec, address, checkpoint, opts, stop, out), stop)
+    reducer = Reducer(spec, address, checkpoint, opts, stop, out)
+    server = serve_reducer(reducer, opts.http) if opts.http else None
+    try:
+        return drive(reducer, stop)
+    finally:
+        if server is not None:
+            server.close(linger=reducer.snap.complete and not stop.is_set())

@@ -32,6 +32,7 @@ from beanmill.queue import connect
 from beanmill.server import Beanstalkd, die_with_parent, start_private
 from beanmill.signing import create_secret, load_secret
 from beanmill.source import DEFAULT_BATCH_SIZE
+from beanmill.web import HttpAddress
 
 log = structlog.get_logger()
 
@@ -71,6 +72,8 @@ class RunOptions:
     #: Every role signs and checks bodies with it; None: DATA_DIR/secret, made if missing.
     secret_file: Path | None = None
     accept_unsigned_ids: bool = False
+    #: Served by the reducer, which holds what the dashboard shows.
+    http: HttpAddress | None = None
 
     @property
     def checkpoint(self) -> Path:
@@ -166,6 +169,7 @@ def _argv(role: str, spec: Spec, address: str, opts: RunOptions) -> list[str]:
         "--progress-interval",
         str(opts.progress_interval),
         *(part for pair in limits for part in pair),
+        *(["--http", str(opts.http), "--http-public"] if opts.http else []),
     ]
 
 
@@ -248,6 +252,8 @@ def run_job(spec: Spec, opts: RunOptions, stop: threading.Event) -> int:
         datadir.write_address(opts.data_dir, address)
     else:
         connect(address).close()  # fail now, with the clear message, not in every child
+    if opts.http is not None:
+        print(f"[{spec.name}] dashboard and /metrics: http://{opts.http}/", flush=True)
     # The reducer starts last: the work can begin without it, its results wait on the queue.
     roles = [Role("producer", _argv("producer", spec, address, opts))]
     roles += [

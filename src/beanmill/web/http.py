@@ -1,0 +1,167 @@
+"""The `--http` server: /metrics, /api/status and the dashboard page, read-only, on the
+standard library's ThreadingHTTPServer in a daemon thread of the role's process."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from beanmill.errors import BeanmillError
+from beanmill.jsontypes import JSON
+
+log = structlog.get_logger()
+
+#: After a job finishes the server answers this much longer, so open pages show the end.
+LINGER_S = 2.5
+STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+}
+PAGES = {"/": "index.html", "/index.html": "index.html"}
+
+StatusFn = Callable[[], dict[str, JSON]]
+
+
+@dataclass(frozen=True)
+class HttpAddress:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_http(text: str, public: bool = False) -> HttpAddress:
+    """`HOST:PORT` to serve on; anything but loopback needs `public`: nothing here asks who
+    is looking, and the page shows the job's results and its failed items."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise BeanmillError(f"--http {text!r} is not HOST:PORT (for example 127.0.0.1:8000)")
+    if not public and not _loopback(host):
+        raise BeanmillError(
+            f"--http {text} is not a loopback address, and the dashboard and /metrics have no "
+            "authentication: pass --http-public to serve them there anyway"
+        )
+    return HttpAddress(host, int(port))
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve anywhere
+
+
+def static_file(name: str) -> bytes:
+    return resources.files("beanmill.web").joinpath("static", name).read_bytes()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        try:
+            if path == "/metrics":
+                self._send(
+                    HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(self.server.registry)
+                )
+            elif path == "/api/status" and self.server.status is not None:
+                body = json.dumps(self.server.status(), allow_nan=False).encode()
+                self._send(HTTPStatus.OK, "application/json", body)
+            elif (name := _static_name(path)) is not None and self.server.status is not None:
+                suffix = name[name.rfind(".") :]
+                self._send(HTTPStatus.OK, STATIC_TYPES[suffix], static_file(name))
+            else:
+                self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not found\n")
+        except BeanmillError as exc:  # no checkpoint yet, a damaged one: say so, go on serving
+            body = json.dumps({"error": str(exc)}).encode()
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, "application/json", body)
+
+    def _send(self, status: HTTPStatus, kind: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http_request", line=format % args)
+
+
+def _static_name(path: str) -> str | None:
+    if path in PAGES:
+        return PAGES[path]
+    name = path.removeprefix("/static/")
+    if name != path and "/" not in name and name[name.rfind(".") :] in STATIC_TYPES:
+        return name
+    return None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self, address: HttpAddress, registry: CollectorRegistry, status: StatusFn | None
+    ) -> None:
+        if ":" in address.host:
+            self.address_family = socket.AF_INET6
+        super().__init__((address.host, address.port), _Handler)
+        self.registry, self.status = registry, status
+
+
+class HttpServer:
+    """A running server; `close()` stops it (after LINGER_S when asked to linger)."""
+
+    def __init__(
+        self, address: HttpAddress, registry: CollectorRegistry, status: StatusFn | None = None
+    ) -> None:
+        try:
+            self.server = _Server(address, registry, status)
+        except OSError as exc:
+            raise BeanmillError(
+                f"cannot serve --http {address} ({exc.strerror or exc}): pick another port"
+            ) from None
+        host, port = self.server.server_address[:2]
+        self.address = HttpAddress(str(host), int(port))
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, name="beanmill-http", daemon=True
+        )
+        self.thread.start()
+        log.info("http_serving", url=f"http://{self.address}/")
+
+    def close(self, linger: bool = False) -> None:
+        if linger:
+            threading.Event().wait(LINGER_S)  # a pause for open pages, not synchronisation
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@contextmanager
+def serving(
+    address: HttpAddress | None, registry: CollectorRegistry, status: StatusFn | None = None
+) -> Iterator[HttpServer | None]:
+    server = HttpServer(address, registry, status) if address is not None else None
+    try:
+        yield server
+    finally:
+        if server is not None:
+            server.close()
