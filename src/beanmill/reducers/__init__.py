@@ -6,6 +6,6 @@ from __future__ import annotations
 
 from beanmill.reducers._basic import Count, Counter, Max, Min, Sum, TopK
 from beanmill.reducers._common import Z95
-from beanmill.reducers._moments import Mean, Proportion
+from beanmill.reducers._moments import Mean, Proportion, Total
 
-__all__ = ["Z95", "Count", "Counter", "Max", "Mean", "Min", "Proportion", "Sum", "TopK"]
+__all__ = ["Z95", "Count", "Counter", "Max", "Mean", "Min", "Proportion", "Sum", "TopK", "Total"]
