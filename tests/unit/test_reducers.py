@@ -17,7 +17,20 @@ from hypothesis import strategies as st
 
 from beanmill.jobspec import Reducer
 from beanmill.jsontypes import JSON
-from beanmill.reducers import Count, Counter, Max, Mean, Min, Proportion, Sum, TopK, Total
+from beanmill.reducers import (
+    Count,
+    Counter,
+    Distinct,
+    Max,
+    Mean,
+    Min,
+    Proportion,
+    Quantile,
+    Quantiles,
+    Sum,
+    TopK,
+    Total,
+)
 
 PROPERTY = settings(max_examples=100, deadline=None)
 
@@ -69,6 +82,17 @@ def close_mean(got: JSON, want: JSON, values: Sequence[JSON]) -> None:
         assert got["sum"] == pytest.approx(want["sum"], rel=1e-9, abs=1e-9 * big * len(xs) + 1e-12)
 
 
+def same_estimate(reducer: Reducer) -> Check:
+    """Sketches: equal answers (the bytes may differ by merge order); exact below k values."""
+
+    def check(got: JSON, want: JSON, values: Sequence[JSON]) -> None:
+        assert isinstance(reducer, Quantiles | Distinct)
+        assert reducer.estimate(got) == reducer.estimate(want)
+        assert reducer.describe(got) == reducer.describe(want)
+
+    return check
+
+
 Check = Callable[[JSON, JSON, Sequence[JSON]], None]
 CASES: list[tuple[Reducer, st.SearchStrategy[Any], Check]] = [
     (Sum(), st.integers(-(10**15), 10**15), same_json),
@@ -83,9 +107,12 @@ CASES: list[tuple[Reducer, st.SearchStrategy[Any], Check]] = [
     (Total(), finite, close_mean),
     (Total(), st.integers(-(10**6), 10**6), close_mean),
     (Proportion(), st.one_of(st.booleans(), st.sampled_from([0, 1, 0.0, 1.0])), same_json),
+    (Quantile(0.9), finite, same_estimate(Quantile(0.9))),
+    (Quantiles(0, 0.5, 1, k=16), numbers, same_estimate(Quantiles(0, 0.5, 1, k=16))),
+    (Distinct(), json_values, same_estimate(Distinct())),
 ]
 IDS = ["sum-int", "sum-float", "count", "min", "max", "counter", "top3", "top1", "mean"]
-IDS += ["total", "total-int", "prop"]
+IDS += ["total", "total-int", "prop", "p90", "quantiles-k16", "distinct"]
 
 
 @pytest.mark.parametrize(("reducer", "values", "check"), CASES, ids=IDS)

@@ -7,5 +7,20 @@ from __future__ import annotations
 from beanmill.reducers._basic import Count, Counter, Max, Min, Sum, TopK
 from beanmill.reducers._common import Z95
 from beanmill.reducers._moments import Mean, Proportion, Total
+from beanmill.reducers._sketches import Distinct, Quantile, Quantiles
 
-__all__ = ["Z95", "Count", "Counter", "Max", "Mean", "Min", "Proportion", "Sum", "TopK", "Total"]
+__all__ = [
+    "Z95",
+    "Count",
+    "Counter",
+    "Distinct",
+    "Max",
+    "Mean",
+    "Min",
+    "Proportion",
+    "Quantile",
+    "Quantiles",
+    "Sum",
+    "TopK",
+    "Total",
+]
