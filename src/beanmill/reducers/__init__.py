@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from beanmill.reducers._basic import Count, Counter, Max, Min, Sum, TopK
 from beanmill.reducers._common import Z95
+from beanmill.reducers._composite import Fields, GroupBy
 from beanmill.reducers._moments import Mean, Proportion, Total
 from beanmill.reducers._sketches import Distinct, Quantile, Quantiles
 
@@ -14,6 +15,8 @@ __all__ = [
     "Count",
     "Counter",
     "Distinct",
+    "Fields",
+    "GroupBy",
     "Max",
     "Mean",
     "Min",

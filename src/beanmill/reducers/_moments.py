@@ -125,9 +125,10 @@ class Mean(_Estimator):
         """The sample skewness g1 = m3/n / (m2/n)^1.5; None below three values, for constant
         values, or for a state from before m3 was kept."""
         n, _, m2, m3 = self._parts(total or self.reduce([]))
-        if n < 3 or m3 is None or m2 <= 0:
+        scale = m2**1.5
+        if n < 3 or m3 is None or scale <= 0:
             return None
-        g1: float = math.sqrt(n) * m3 / m2**1.5
+        g1: float = math.sqrt(n) * m3 / scale
         return g1
 
     def _mean_n(self, total: JSON) -> tuple[float | None, int]:

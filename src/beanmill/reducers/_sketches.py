@@ -73,6 +73,8 @@ class Quantiles:
 
     def rereduce(self, partials: Sequence[JSON]) -> JSON:
         present = [p for p in _present(partials) if _int(_dict(p, self.label).get("n"), "n")]
+        if not present:
+            return self.reduce([])
         if len(present) == 1:  # exact: merging with the identity changes nothing
             self._sketch(present[0])
             return present[0]
@@ -199,6 +201,8 @@ class Distinct:
 
     def rereduce(self, partials: Sequence[JSON]) -> JSON:
         present = [p for p in _present(partials) if _int(_dict(p, self.label).get("n"), "n")]
+        if not present:
+            return self.reduce([])
         if len(present) == 1:
             self._sketch(present[0])
             return present[0]
