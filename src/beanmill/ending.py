@@ -17,10 +17,10 @@ MIN_ITEMS_FOR_CI = 30
 
 
 #: The skewness rule: stop on an interval only once n >= SKEW_FACTOR * g1**2, i.e. once the
-#: sample mean's own skewness g1/sqrt(n) is at most 1/sqrt(SKEW_FACTOR). Cochran's rule of
-#: thumb (Sampling Techniques, 1977, 2.15) is 25; docs/sampling.md shows why heavy tails
-#: under a stop rule need more.
-SKEW_FACTOR = 100
+#: sample mean's own skewness g1/sqrt(n) is at most 1/sqrt(SKEW_FACTOR): Cochran's rule of
+#: thumb (Sampling Techniques, 1977, 2.15). docs/sampling.md shows why a larger factor does
+#: not help: a rule on the sample's skewness selects samples that have not seen the tail.
+SKEW_FACTOR = 25
 
 
 @runtime_checkable

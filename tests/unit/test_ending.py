@@ -66,8 +66,8 @@ def test_sketch_bounds_and_groups_are_not_stop_targets() -> None:
 def test_skewed_values_wait_for_the_skewness_minimum_n() -> None:
     assert min_items_to_stop(est(1, 0, skew=None)) == MIN_ITEMS_FOR_CI
     assert min_items_to_stop(est(1, 0, skew=0.1)) == MIN_ITEMS_FOR_CI
-    assert min_items_to_stop(est(1, 0, skew=-10)) == SKEW_FACTOR * 100
-    assert stop_reason(REL, 5_000, est(100, 0.5, n=5_000, skew=10)) is None
+    assert min_items_to_stop(est(1, 0, skew=-10)) == SKEW_FACTOR * 100 == 2_500
+    assert stop_reason(REL, 2_000, est(100, 0.5, n=2_000, skew=10)) is None
     assert stop_reason(REL, 20_000, est(100, 0.5, n=20_000, skew=10)) is not None
 
 
