@@ -65,10 +65,21 @@ class Quantiles:
         except (RuntimeError, ValueError, IndexError) as e:
             raise ValueError(f"{self.label}: not a KLL sketch: {e}") from None
 
-    def reduce(self, values: Sequence[JSON]) -> JSON:
+    def _exact(self, xs: list[float]) -> dict[str, JSON]:
+        """A sketch of at most k values, built in sorted order: the same bytes for the same
+        values, whatever the split and the order they came in."""
         sketch = kll_doubles_sketch(self.k)
-        for v in values:
-            sketch.update(float(_num(v, self.label)))
+        for x in sorted(xs):
+            sketch.update(x)
+        return self._state(sketch)
+
+    def reduce(self, values: Sequence[JSON]) -> JSON:
+        xs = [float(_num(v, self.label)) for v in values]
+        if len(xs) <= self.k:
+            return self._exact(xs)
+        sketch = kll_doubles_sketch(self.k)
+        for x in xs:
+            sketch.update(x)
         return self._state(sketch)
 
     def rereduce(self, partials: Sequence[JSON]) -> JSON:
@@ -78,9 +89,14 @@ class Quantiles:
         if len(present) == 1:  # exact: merging with the identity changes nothing
             self._sketch(present[0])
             return present[0]
+        sketches = [self._sketch(p) for p in present]
+        if sum(s.n for s in sketches) <= self.k and not any(
+            s.is_estimation_mode() for s in sketches
+        ):
+            return self._exact([x for s in sketches for x, _ in s])
         merged = kll_doubles_sketch(self.k)
-        for p in present:
-            merged.merge(self._sketch(p))
+        for sketch in sketches:
+            merged.merge(sketch)
         return self._state(merged)
 
     def _fpc(self, n: int) -> float:
