@@ -16,7 +16,7 @@ import click
 
 from beanmill import admin_cli, check_cli, dashboard_cli, exitcodes, logs, status_cli
 from beanmill.config import add_env_vars, default_map, describe_sources, find_config, load_config
-from beanmill.ending import EndConditions
+from beanmill.ending import EndConditions, check_until_field
 from beanmill.errors import BeanmillError, UserCodeError
 from beanmill.jobspec import load_spec
 from beanmill.signals import install_stop_handlers
@@ -99,6 +99,12 @@ def ending_options(fn: F) -> F:
         type=click.FloatRange(0, min_open=True),
         default=None,
         help="stop when half-width / |mean| is at most this (e.g. 0.01)",
+    )(fn)
+    fn = click.option(
+        "--until-field",
+        default=None,
+        metavar="NAME",
+        help="with a Fields reducer: only this field's interval decides [default: every field]",
     )(fn)
     return fn
 
@@ -259,6 +265,7 @@ def run(
     until_rel_ci: float | None,
     until_ci: float | None,
     max_items: int | None,
+    until_field: str | None,
     progress_file: Path | None,
     log_level: str,
     log_format: str,
@@ -280,6 +287,7 @@ def run(
     logs.configure(log_level, log_format, role="run")
     served = http_address(http, http_public)
     loaded = load_spec(spec)
+    check_until_field(loaded.reducer, until_field)
     if not no_check:
         from beanmill.check import quick_check
 
@@ -294,7 +302,7 @@ def run(
         threads=threads,
         ttr=ttr,
         high_water=high_water,
-        ending=EndConditions(max_items, until_ci, until_rel_ci),
+        ending=EndConditions(max_items, until_ci, until_rel_ci, until_field),
         progress_file=progress_file,
         log_level=log_level,
         max_attempts=max_attempts,
@@ -453,6 +461,7 @@ def reducer(
     until_rel_ci: float | None,
     until_ci: float | None,
     max_items: int | None,
+    until_field: str | None,
     connect_retry: float,
     secret_file: Path | None,
     http: str | None,
@@ -464,12 +473,13 @@ def reducer(
     from beanmill.reducer import ReducerOptions, run_reducer
 
     loaded = load_spec(spec)
+    check_until_field(loaded.reducer, until_field)
     logs.configure(log_level, log_format, role="reducer", job=loaded.name)
     opts = ReducerOptions(
         commit_interval=commit_interval,
         progress_interval=progress_interval,
         exit_when_complete=not keep_running,
-        ending=EndConditions(max_items, until_ci, until_rel_ci),
+        ending=EndConditions(max_items, until_ci, until_rel_ci, until_field),
         progress_file=progress_file,
         connect_retry=connect_retry,
         signer=_signer(secret_file),

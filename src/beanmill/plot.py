@@ -9,26 +9,41 @@ from pathlib import Path
 from typing import Any
 
 from beanmill.checkpoint import read_history, read_snapshot
+from beanmill.ending import point, stop_targets
 from beanmill.errors import BeanmillError
 
+Points = tuple[list[int], list[float], list[float], list[float]]
 
-def convergence_points(
-    history: list[tuple[int, dict[str, Any]]],
-) -> tuple[list[int], list[float], list[float], list[float]]:
-    """(items, mean, low, high) for every commit that had an interval."""
+
+def convergence_points(history: list[tuple[int, dict[str, Any]]], field: str = "") -> Points:
+    """(items, estimate, low, high) for every commit where the field ("" for a single
+    reducer) had an interval."""
     xs: list[int] = []
     means: list[float] = []
     lows: list[float] = []
     highs: list[float] = []
     for items, est in history:
-        ci = est.get("ci95")
-        if est.get("mean") is None or not ci:
+        one = stop_targets(est).get(field)
+        value = None if one is None else point(one)
+        ci = None if one is None else one.get("ci95")
+        if value is None or not isinstance(ci, list):
+            continue
+        lo, hi = ci
+        if not isinstance(lo, int | float) or not isinstance(hi, int | float):
             continue
         xs.append(items)
-        means.append(float(est["mean"]))
-        lows.append(float(ci[0]))
-        highs.append(float(ci[1]))
+        means.append(value)
+        lows.append(float(lo))
+        highs.append(float(hi))
     return xs, means, lows, highs
+
+
+def field_names(history: list[tuple[int, dict[str, Any]]]) -> list[str]:
+    """Every field with an interval in the history, in first-seen order."""
+    names: dict[str, None] = {}
+    for _, est in history:
+        names |= dict.fromkeys(stop_targets(est))
+    return list(names)
 
 
 def plot_convergence(checkpoint: Path, output: Path, truth: float | None = None) -> int:
@@ -43,26 +58,32 @@ def plot_convergence(checkpoint: Path, output: Path, truth: float | None = None)
             "beanmill plot needs matplotlib: pip install 'beanmill[plot]'"
         ) from None
     snap = read_snapshot(checkpoint)
-    xs, means, lows, highs = convergence_points(read_history(checkpoint))
-    if not xs:
+    history = read_history(checkpoint)
+    series = {name: convergence_points(history, name) for name in field_names(history)}
+    series = {name: points for name, points in series.items() if points[0]}
+    if not series:
         raise BeanmillError(
             f"{checkpoint} has no estimates to plot: the job's reducer must be an estimator "
-            "(Mean or Proportion) and some batches must be applied"
+            "(Mean, Proportion, Total, Quantile or Fields of them) and some batches must be "
+            "applied"
         )
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    ax.fill_between(xs, lows, highs, alpha=0.25, label="95% interval")
-    ax.plot(xs, means, label="estimate")
-    if truth is not None:
-        ax.axhline(truth, color="black", linestyle="--", linewidth=1, label="truth")
-    ax.set_xscale("log")
-    ax.set_xlabel("items done")
-    ax.set_ylabel("mean")
+    fig, axes = plt.subplots(
+        len(series), 1, figsize=(8, 1.5 + 3 * len(series)), dpi=100, sharex=True, squeeze=False
+    )
+    for ax, (name, (xs, means, lows, highs)) in zip(axes[:, 0], series.items(), strict=True):
+        ax.fill_between(xs, lows, highs, alpha=0.25, label="95% interval")
+        ax.plot(xs, means, label="estimate")
+        if truth is not None and len(series) == 1:
+            ax.axhline(truth, color="black", linestyle="--", linewidth=1, label="truth")
+        ax.set_xscale("log")
+        ax.set_ylabel(name or "estimate")
+        ax.legend()
+    axes[-1, 0].set_xlabel("items done")
     title = f"{snap.job}: {snap.items:,} items"
     if snap.stopped_because:
         title += f" (stopped: {snap.stopped_because})"
-    ax.set_title(title, fontsize=10)
-    ax.legend()
+    axes[0, 0].set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(output)
     plt.close(fig)
-    return len(xs)
+    return sum(len(points[0]) for points in series.values())

@@ -50,11 +50,17 @@ def status_lines(snap: Snapshot) -> list[str]:
         lines.append(f"foreign:  {snap.foreign_batches:,} batches of no layout (counted)")
     if snap.stopped_because:
         lines.append(f"stopped:  {snap.stopped_because}")
-    ci = (snap.estimate or {}).get("ci95")
-    if snap.estimate and isinstance(ci, list):
-        lines.append(
-            f"estimate: {snap.estimate['mean']:.6g}, 95% interval "
-            f"[{ci[0]:.6g}, {ci[1]:.6g}] (n={snap.estimate['n']:,})"
-        )
+    estimate = snap.estimate or {}
+    fields = {"": estimate} if "ci95" in estimate else estimate  # Fields: one per field
+    for name, one in fields.items():
+        if not isinstance(one, dict):
+            continue
+        ci, value = one.get("ci95"), one.get("value", one.get("mean"))
+        if isinstance(ci, list) and len(ci) == 2 and isinstance(value, int | float):
+            label = f"estimate{' ' + name if name else ''}:"
+            lines.append(
+                f"{label:<9} {value:.6g}, 95% interval [{ci[0]:.6g}, {ci[1]:.6g}] "
+                f"(n={one.get('n', '?')})"
+            )
     lines.append(f"total:    {json.dumps(snap.total)}")
     return lines

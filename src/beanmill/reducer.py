@@ -26,7 +26,7 @@ from beanmill.commit_policy import Staging, commit_due, interval
 from beanmill.control import finished_record
 from beanmill.crashpoint import crashpoint
 from beanmill.driver import drive
-from beanmill.ending import EndConditions, Estimator, half_width, stop_reason
+from beanmill.ending import EndConditions, Estimates, Estimator, half_width, stop_reason
 from beanmill.errors import BadSignature, QueueLost, QueueUnavailable
 from beanmill.files import open_private_append
 from beanmill.fold import Fold
@@ -351,12 +351,12 @@ def _exit_code(snap: Snapshot) -> int:
     return exitcodes.FAILED_ITEMS if snap.failed_items else exitcodes.OK
 
 
-def _estimator(spec: Spec, population: int | None) -> Estimator | None:
+def _estimator(spec: Spec, population: int | None) -> Estimates | None:
     """The spec's reducer if it estimates; its population is filled in from len(items())."""
     reducer = spec.reducer
-    if not isinstance(reducer, Estimator):
+    if not isinstance(reducer, Estimates):
         return None
-    if reducer.population is None:
+    if isinstance(reducer, Estimator) and reducer.population is None:
         reducer.population = population
     return reducer
 

@@ -158,6 +158,7 @@ def _argv(role: str, spec: Spec, address: str, opts: RunOptions) -> list[str]:
             ("--max-items", ending.max_items),
             ("--until-ci", ending.until_ci),
             ("--until-rel-ci", ending.until_rel_ci),
+            ("--until-field", ending.until_field),
             ("--progress-file", opts.progress_file),
         )
         if value is not None

@@ -102,3 +102,27 @@ def test_an_early_stop_drains_the_items_and_tells_idle_consumers(
     wait_for_log(consumer, "job_finished", timeout=15)  # it looks every 5 s while idle
     consumer.send_signal(signal.SIGTERM)
     assert finish(consumer)[0] == 0
+
+
+FIELDS_EXAMPLE = Path(__file__).parents[2] / "examples" / "sampled_fields.py"
+import sampled_fields  # noqa: E402
+
+
+def test_a_fields_run_over_a_million_items_stops_with_every_truth_inside(
+    procs: Procs, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    spec = f"{FIELDS_EXAMPLE}:FileSizes"
+    args = ["run", spec, "--data-dir", str(data), "--order", "random", "--seed", "1"]
+    rc, out, err = finish(procs.beanmill(*args, "--until-rel-ci", "0.01"), timeout=180)
+    assert rc == 0, err
+    snap = status(data / "checkpoint.sqlite")
+    assert "(mean, total, p90, big)" in snap["stopped_because"]
+    assert snap["items"] < 1_000_000, "stopped long before the end"
+    truth = sampled_fields.truth()
+    for name in ("mean", "total", "p90", "big"):
+        est = snap["estimate"][name]
+        low, high = est["ci95"]
+        assert low <= truth[name] <= high, name
+        assert (high - low) / 2 / abs(est["value"]) <= 0.01
+    assert "p90: p90 " in out and "; big: proportion " in out

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from beanmill.checkpoint import Checkpoint
+from beanmill.checkpoint import Checkpoint, read_history
 from beanmill.errors import BeanmillError
-from beanmill.plot import convergence_points, plot_convergence
-from beanmill.reducers import Mean
+from beanmill.jsontypes import JSON
+from beanmill.plot import convergence_points, field_names, plot_convergence
+from beanmill.reducers import Count, Fields, Mean, Quantile
 
 
 def test_plot_draws_one_point_per_commit_with_an_interval(tmp_path: Path) -> None:
@@ -51,3 +52,29 @@ def test_points_skip_commits_without_an_interval() -> None:
         (5, {"mean": 3.0, "ci95": [2.0, 4.0]}),
     ]
     assert convergence_points(history) == ([5], [3.0], [2.0], [4.0])
+
+
+def test_plot_draws_every_field(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "ck.sqlite"
+    ckpt = Checkpoint(path, "job")
+    fields = Fields(mean=Mean(), p90=Quantile(0.9), n=Count())
+    values: list[JSON] = []
+    for seq in range(4):
+        values += [
+            {"mean": float(i % 97), "p90": float(i % 89), "n": 1}
+            for i in range(50 * seq, 50 * seq + 50)
+        ]
+        total = fields.reduce(values)
+        ckpt.commit(
+            total=total,
+            items=len(values),
+            applied=[(f"s50-{seq}", 50)],
+            estimate=fields.estimate(total),
+        )
+    ckpt.close()
+    history = [(items, est) for items, est in read_history(path)]
+    assert field_names(history) == ["mean", "p90"]
+    assert len(convergence_points(history, "p90")[0]) == 4
+    out = tmp_path / "conv.png"
+    assert plot_convergence(path, out) == 8

@@ -17,7 +17,22 @@ from hypothesis import strategies as st
 
 from beanmill.jobspec import Reducer
 from beanmill.jsontypes import JSON
-from beanmill.reducers import Count, Counter, Max, Mean, Min, Proportion, Sum, TopK
+from beanmill.reducers import (
+    Count,
+    Counter,
+    Distinct,
+    Fields,
+    GroupBy,
+    Max,
+    Mean,
+    Min,
+    Proportion,
+    Quantile,
+    Quantiles,
+    Sum,
+    TopK,
+    Total,
+)
 
 PROPERTY = settings(max_examples=100, deadline=None)
 
@@ -63,6 +78,32 @@ def close_mean(got: JSON, want: JSON, values: Sequence[JSON]) -> None:
     squares = sum(x * x for x in xs)
     assert got["mean"] == pytest.approx(want["mean"], rel=1e-9, abs=1e-9 * big + 1e-12)
     assert got["m2"] == pytest.approx(want["m2"], rel=1e-9, abs=1e-9 * squares + 1e-12)
+    cubes = sum(abs(x) ** 3 for x in xs)
+    assert got["m3"] == pytest.approx(want["m3"], rel=1e-7, abs=1e-7 * cubes + 1e-12)
+    if "sum" in want:
+        assert got["sum"] == pytest.approx(want["sum"], rel=1e-9, abs=1e-9 * big * len(xs) + 1e-12)
+
+
+def same_estimate(reducer: Reducer) -> Check:
+    """Sketches: equal answers (the bytes may differ by merge order); exact below k values."""
+
+    def check(got: JSON, want: JSON, values: Sequence[JSON]) -> None:
+        assert isinstance(reducer, Quantiles | Distinct | GroupBy)
+        assert reducer.estimate(got) == reducer.estimate(want)
+        assert reducer.describe(got) == reducer.describe(want)
+
+    return check
+
+
+FIELDS = Fields(s=Sum(), m=Mean())
+GROUPS = GroupBy("k", Sum(), value_field="v", max_groups=3)
+GROUPS1 = GroupBy("k", Count(), max_groups=1)
+
+
+def close_fields(got: JSON, want: JSON, values: Sequence[JSON]) -> None:
+    assert isinstance(got, dict) and isinstance(want, dict)
+    assert json.dumps(got["s"]) == json.dumps(want["s"])
+    close_mean(got["m"], want["m"], [v["m"] for v in values if isinstance(v, dict)])
 
 
 Check = Callable[[JSON, JSON, Sequence[JSON]], None]
@@ -76,9 +117,23 @@ CASES: list[tuple[Reducer, st.SearchStrategy[Any], Check]] = [
     (TopK(3), topk_values, same_json),
     (TopK(1), topk_values, same_json),
     (Mean(), finite, close_mean),
+    (Total(), finite, close_mean),
+    (Total(), st.integers(-(10**6), 10**6), close_mean),
     (Proportion(), st.one_of(st.booleans(), st.sampled_from([0, 1, 0.0, 1.0])), same_json),
+    (Quantile(0.9), finite, same_estimate(Quantile(0.9))),
+    (Quantiles(0, 0.5, 1, k=64), numbers, same_estimate(Quantiles(0, 0.5, 1, k=64))),
+    (Distinct(), json_values, same_estimate(Distinct())),
+    (FIELDS, st.fixed_dictionaries({"s": st.integers(-50, 50), "m": finite}), close_fields),
+    (
+        GROUPS,
+        st.fixed_dictionaries({"k": st.sampled_from("abcde"), "v": st.integers(-9, 9)}),
+        same_estimate(GROUPS),  # the count of other groups is an HLL: bytes vary by order
+    ),
+    (GROUPS1, st.fixed_dictionaries({"k": st.integers(0, 9)}), same_estimate(GROUPS1)),
 ]
-IDS = ["sum-int", "sum-float", "count", "min", "max", "counter", "top3", "top1", "mean", "prop"]
+IDS = ["sum-int", "sum-float", "count", "min", "max", "counter", "top3", "top1", "mean"]
+IDS += ["total", "total-int", "prop", "p90", "quantiles", "distinct", "fields", "groupby"]
+IDS += ["groupby-1"]
 
 
 @pytest.mark.parametrize(("reducer", "values", "check"), CASES, ids=IDS)
@@ -226,7 +281,8 @@ def test_mean_finite_population_correction_and_estimate() -> None:
     assert Mean().estimate(total)["total_ci95"] is None
     assert Mean().estimate(Mean().reduce([1.0]))["ci95"] is None
     assert Mean().estimate(None) == {
-        "mean": None, "ci95": None, "n": 0, "total": None, "total_ci95": None, "population": None
+        "mean": None, "ci95": None, "n": 0, "total": None, "total_ci95": None, "population": None,
+        "value": None, "skewness": None,
     }  # fmt: skip
 
 
@@ -291,3 +347,46 @@ def test_proportion_values_interval_and_estimate() -> None:
     assert total_ci == [ci[0] * 1000, ci[1] * 1000]  # type: ignore[operator]
     assert p.describe({"n": 1234, "k": 152}) == "proportion 12.3% [10.6%, 14.3%] (k=152, n=1,234)"
     assert p.describe(None) == "proportion: no values yet"
+
+
+@PROPERTY
+@given(st.lists(finite, min_size=3, max_size=50), st.integers(0, 50))
+def test_mean_skewness_matches_the_two_pass_formula(xs: list[float], cut: int) -> None:
+    m = Mean()
+    total = m.rereduce([m.reduce(xs[:cut]), m.reduce(xs[cut:])])
+    mu = statistics.fmean(xs)
+    m2 = sum((x - mu) ** 2 for x in xs)
+    m3 = sum((x - mu) ** 3 for x in xs)
+    g1 = m.skewness(total)
+    if m2 <= 1e-9 * max(abs(x) for x in xs) ** 2 * len(xs) or m2**1.5 < 1e-200:
+        return  # (near-)constant or subnormal values: the skewness is noise
+    assert g1 == pytest.approx(math.sqrt(len(xs)) * m3 / m2**1.5, rel=1e-5, abs=1e-6)
+
+
+def test_a_mean_state_from_before_the_third_moment_still_reads() -> None:
+    m = Mean()
+    old: JSON = {"n": 3, "mean": 2.0, "m2": 2.0}
+    merged = m.rereduce([old, m.reduce([4.0, 5.0])])
+    assert merged == {"n": 5, "mean": 3.0, "m2": 10.0}  # no m3: its skewness stays unknown
+    assert m.skewness(merged) is None and m.interval(merged) is not None
+    assert m.rereduce([None, old]) == old
+
+
+def test_total_is_n_times_the_mean_and_exact_at_a_census() -> None:
+    xs = normal_sample(4, 100)
+    t = Total(population=1000)
+    state = t.reduce(xs)
+    est = t.estimate(state)
+    mean_ci = Mean(population=1000).interval(state)
+    assert mean_ci is not None and wire(est) == est
+    assert est["value"] == pytest.approx(1000 * statistics.fmean(xs))
+    assert est["ci95"] == [mean_ci[0] * 1000, mean_ci[1] * 1000]
+    assert t.describe(state).startswith("total 10,") and "(n=100 of 1,000)" in t.describe(state)
+    ints = list(range(1, 11))
+    census = Total(population=10)
+    whole = census.rereduce([census.reduce(ints[:4]), census.reduce(ints[4:])])
+    assert census.estimate(whole)["value"] == 55 and census.estimate(whole)["ci95"] == [55, 55]
+    assert census.describe(whole) == "total 55 (exact, n=10 of 10)"
+    assert Total().estimate(state)["value"] is None  # no population: no total
+    assert "unknown" in Total().describe(state)
+    assert Total().describe(None) == "total: no values yet"
