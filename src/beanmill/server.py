@@ -96,10 +96,7 @@ class Beanstalkd:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise QueueUnavailable(f"beanstalkd exited at start: {self._why(started_at)}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection((self.host, self.port), timeout=0.2),
-            ):
+            if self._answers():
                 return self
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
@@ -116,6 +113,16 @@ class Beanstalkd:
         if disk_full(self.binlog_dir):
             return f"no message, and the disk of {self.binlog_dir} is full: free space there"
         return f"no message (see {self.log_path})"
+
+    def _answers(self) -> bool:
+        """It listens before it locks its binlog dir, so a connect alone is not enough: one
+        that then fails the lock (another beanstalkd has the dir) closes without a reply."""
+        try:
+            with socket.create_connection((self.host, self.port), timeout=1.0) as sock:
+                sock.sendall(b"list-tubes\r\n")
+                return sock.recv(3) == b"OK "
+        except OSError:
+            return False
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
