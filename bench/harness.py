@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import greenstalk
 
-from beanmill.server import Beanstalkd, start_private
+from beanmill.beanstalk.server import Beanstalkd, start_private
 
 BENCH = Path(__file__).resolve().parent
 SPECS = BENCH / "workloads.py"

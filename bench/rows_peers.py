@@ -21,7 +21,7 @@ from harness import (
     say,
 )
 
-from beanmill.server import free_port
+from beanmill.beanstalk.server import free_port
 
 PEER_CHUNK = 1000
 

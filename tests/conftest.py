@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from beanmill.server import Beanstalkd, free_port
+from beanmill.beanstalk.server import Beanstalkd, free_port
 from support import Procs
 
 

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import greenstalk
 
-from beanmill.server import Beanstalkd
+from beanmill.beanstalk.server import Beanstalkd
 
 SPECS = Path(__file__).parent / "specs"
 

@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 
 import click
 
-from beanmill import admin_cli, check_cli, dashboard_cli, exitcodes, logs, status_cli
+from beanmill import check_cli, dashboard_cli, exitcodes, logs, status_cli
+from beanmill.admin import cli as admin_cli
 from beanmill.config import add_env_vars, default_map, describe_sources, find_config, load_config
 from beanmill.ending import EndConditions, check_until_field
 from beanmill.errors import BeanmillError, UserCodeError
@@ -282,7 +283,7 @@ def run(
 
     Exit status: 0 every item counted; 3 finished with failed items; 4 an error in the
     spec's code; 2 a usage or configuration error; 130 stopped before the end."""
-    from beanmill.run import RunOptions, run_job
+    from beanmill.supervisor import RunOptions, run_job
 
     logs.configure(log_level, log_format, role="run")
     served = http_address(http, http_public)

@@ -17,6 +17,7 @@ import greenstalk
 import structlog
 
 from beanmill import exitcodes
+from beanmill.beanstalk.connection import Queue
 from beanmill.control import finished_record
 from beanmill.crashpoint import crashpoint
 from beanmill.driver import drive
@@ -25,7 +26,6 @@ from beanmill.jobspec import Spec
 from beanmill.mapping import Mapper
 from beanmill.metrics import ConsumerMetrics
 from beanmill.notify import Notifier
-from beanmill.queue import Queue
 from beanmill.retries import (
     RetryPolicy,
     failed_record,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import structlog
 
+from beanmill.beanstalk.connection import Queue
 from beanmill.errors import MalformedMessage
-from beanmill.queue import Queue
 from beanmill.signing import Signer, verify
 from beanmill.wire import FinishedRecord, decode_finished
 

@@ -10,9 +10,9 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from beanmill.beanstalk.connection import connect
+from beanmill.beanstalk.server import start_private
 from beanmill.errors import BeanmillError, QueueUnavailable
-from beanmill.queue import connect
-from beanmill.server import start_private
 
 CHECKPOINT = "checkpoint.sqlite"
 CURSOR = "cursor.json"

@@ -13,9 +13,9 @@ import time
 from typing import Protocol
 
 from beanmill import exitcodes
+from beanmill.beanstalk.connection import Queue
 from beanmill.errors import QueueLost
 from beanmill.notify import Notifier
-from beanmill.queue import Queue
 from beanmill.signals import StopRequested
 
 

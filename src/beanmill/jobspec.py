@@ -20,7 +20,7 @@ TUBE_NAME = re.compile(r"^[A-Za-z0-9+/;.$_()][A-Za-z0-9+/;.$_()-]{0,150}$")
 
 
 @runtime_checkable
-class Reducer(Protocol):
+class Monoid(Protocol):
     """A monoid over JSON values: rereduce of any split equals reduce of the whole."""
 
     def reduce(self, values: Sequence[JSON]) -> JSON: ...
@@ -55,7 +55,7 @@ class Job:
     name: str = ""
     #: Change it when map() changes on purpose: partials of another version are refused.
     version: str | int | None = None
-    reducer: Reducer | None = None
+    reducer: Monoid | None = None
 
     def items(self) -> Iterable[Item]:
         raise NotImplementedError("a job spec must define items()")
@@ -106,7 +106,7 @@ class Spec:
         for hook in ("items", "map"):
             if not _defines(obj, hook):
                 raise SpecError(f"{ref}: a job spec must define {hook}()")
-        self.reducer: Reducer | None = getattr(obj, "reducer", None)
+        self.reducer: Monoid | None = getattr(obj, "reducer", None)
         if self.reducer is None and not (_defines(obj, "reduce") and _defines(obj, "rereduce")):
             raise SpecError(f"{ref}: define reduce() and rereduce(), or set reducer = ...")
 

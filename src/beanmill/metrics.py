@@ -21,10 +21,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from beanmill.beanstalk.connection import connect
 from beanmill.checkpoint_store import Snapshot, read_snapshot
 from beanmill.ending import half_width
 from beanmill.errors import BeanmillError
-from beanmill.queue import connect
 from beanmill.seen import Seen
 from beanmill.wire import Partial
 

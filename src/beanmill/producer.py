@@ -13,6 +13,8 @@ import greenstalk
 import structlog
 
 from beanmill import exitcodes
+from beanmill.beanstalk.connection import Queue
+from beanmill.beanstalk.lease import RENEW_EVERY_S, Lease, lease_tube
 from beanmill.control import finished_record
 from beanmill.crashpoint import crashpoint
 from beanmill.cursor import Cursor, check_population, check_resumable, load_cursor, save_cursor
@@ -28,9 +30,7 @@ from beanmill.errors import (
 from beanmill.identity import Population, StreamDigest, job_tag, new_run_id, population_of
 from beanmill.jobspec import Spec
 from beanmill.jsontypes import Item
-from beanmill.lease import RENEW_EVERY_S, Lease, lease_tube
 from beanmill.notify import Notifier
-from beanmill.queue import Queue
 from beanmill.signing import Signer, signed
 from beanmill.source import DEFAULT_BATCH_SIZE, Layout, batches, population_size
 from beanmill.usercode import user_frame

@@ -21,6 +21,8 @@ import greenstalk
 import structlog
 
 from beanmill import exitcodes
+from beanmill.beanstalk.connection import Queue
+from beanmill.beanstalk.lease import Lease, lease_tube
 from beanmill.checkpoint import Checkpoint, Snapshot
 from beanmill.commit_policy import Staging, commit_due, interval
 from beanmill.control import finished_record
@@ -31,11 +33,9 @@ from beanmill.errors import BadSignature, QueueLost, QueueUnavailable
 from beanmill.files import open_private_append
 from beanmill.fold import Fold
 from beanmill.jobspec import Progress, Spec
-from beanmill.lease import Lease, lease_tube
 from beanmill.notify import Notifier
 from beanmill.outcomes import Retry
 from beanmill.progress import progress_line
-from beanmill.queue import Queue
 from beanmill.signing import Signer, signed, verify
 from beanmill.source import population_size
 from beanmill.web import HttpAddress, serve_reducer

@@ -16,7 +16,7 @@ pytest.importorskip(
 from playwright.sync_api import Page, expect
 
 from beanmill import exitcodes
-from beanmill.server import free_port
+from beanmill.beanstalk.server import free_port
 from support import Procs, finish, spec_ref, wait_for
 
 SLOW = {"SUMS_ITEMS": "3000", "SUMS_MAP_DELAY": "0.003"}

@@ -13,7 +13,7 @@ from typing import Any
 import greenstalk
 import pytest
 
-from beanmill.server import Beanstalkd, free_port
+from beanmill.beanstalk.server import Beanstalkd, free_port
 from specs.sums import squares_answer
 from support import (
     Procs,

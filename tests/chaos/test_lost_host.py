@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from beanmill.server import Beanstalkd, free_port
+from beanmill.beanstalk.server import Beanstalkd, free_port
 from specs.sums import squares_answer
 from support import Procs, beanstalkd_counts, finish, spec_ref, status, wait_for
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from beanmill.server import Beanstalkd
+from beanmill.beanstalk.server import Beanstalkd
 from specs.sums import squares_answer
 from support import Procs, finish, spec_ref, status, wait_for
 

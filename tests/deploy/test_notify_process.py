@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from beanmill.server import Beanstalkd
+from beanmill.beanstalk.server import Beanstalkd
 from support import Procs, beanstalkd_counts, finish, spec_ref, start_roles, wait_for
 
 WATCHDOG_USEC = 1_000_000  # pings due every 0.5 s: a role gets several in a short test

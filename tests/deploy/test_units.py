@@ -15,7 +15,7 @@ import greenstalk
 import pytest
 
 from beanmill import exitcodes
-from beanmill.server import free_port
+from beanmill.beanstalk.server import free_port
 from support import wait_for
 
 DEPLOY = Path(__file__).parents[2] / "deploy"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from beanmill.beanstalk.server import Beanstalkd
 from beanmill.consumer import RESULTS_HIGH_WATER
-from beanmill.run import RunOptions
-from beanmill.server import Beanstalkd
+from beanmill.supervisor import RunOptions
 from specs.sums import squares_answer
 from support import Procs, StderrTail, beanstalkd_counts, finish, spec_ref, status
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import greenstalk
 
 from beanmill import exitcodes
+from beanmill.beanstalk.server import Beanstalkd, free_port
 from beanmill.checkpoint import read_failed
-from beanmill.server import Beanstalkd, free_port
 from beanmill.wire import Partial, Partials, encode_result
 from specs.sums import squares_answer
 from support import Procs, beanstalkd_counts, finish, spec_ref, start_roles, status, wait_for

@@ -10,7 +10,7 @@ from pathlib import Path
 import greenstalk
 
 from beanmill import exitcodes
-from beanmill.server import Beanstalkd, free_port
+from beanmill.beanstalk.server import Beanstalkd, free_port
 from specs.sums import squares_answer
 from support import Procs, beanstalkd_counts, finish, spec_ref, start_roles, status, wait_for
 

@@ -12,7 +12,7 @@ import greenstalk
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from beanmill.server import Beanstalkd, free_port
+from beanmill.beanstalk.server import Beanstalkd, free_port
 from support import Procs, beanstalkd_counts, finish, spec_ref, status, wait_for
 
 WORDS = spec_ref("sums:Words")

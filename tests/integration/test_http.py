@@ -11,7 +11,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from beanmill import exitcodes
-from beanmill.server import Beanstalkd, free_port
+from beanmill.beanstalk.server import Beanstalkd, free_port
 from specs.sums import squares_answer
 from support import Procs, finish, spec_ref, status, wait_for
 

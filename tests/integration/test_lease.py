@@ -14,10 +14,10 @@ from contextlib import contextmanager
 import greenstalk
 import pytest
 
+from beanmill.beanstalk.connection import connect
+from beanmill.beanstalk.lease import Holder, Lease, LeaseHeld, LeaseLost, lease_tube
+from beanmill.beanstalk.server import Beanstalkd
 from beanmill.errors import QueueUnavailable
-from beanmill.lease import Holder, Lease, LeaseHeld, LeaseLost, lease_tube
-from beanmill.queue import connect
-from beanmill.server import Beanstalkd
 from support import wait_for
 
 TUBE = lease_tube("squares", "reducer")
@@ -25,7 +25,7 @@ TUBE = lease_tube("squares", "reducer")
 HOLDER_SCRIPT = """
 import sys, time
 from beanmill import logs
-from beanmill.lease import Lease
+from beanmill.beanstalk.lease import Lease
 logs.configure(fmt="json")
 lease = Lease(sys.argv[1], sys.argv[2])
 lease.acquire()

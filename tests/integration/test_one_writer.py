@@ -6,7 +6,7 @@ import signal
 from pathlib import Path
 
 from beanmill import exitcodes
-from beanmill.server import Beanstalkd
+from beanmill.beanstalk.server import Beanstalkd
 from specs.sums import squares_answer
 from support import Procs, finish, spec_ref, start_roles, status, wait_for
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import greenstalk
 
-from beanmill.server import Beanstalkd
+from beanmill.beanstalk.server import Beanstalkd
 from specs.sums import squares_answer
 from support import Procs, beanstalkd_counts, finish, spec_ref, start_roles, status, wait_for
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import greenstalk
 import pytest
 
-from beanmill import pipeline
-from beanmill.server import Beanstalkd
+from beanmill.beanstalk import pipeline
+from beanmill.beanstalk.server import Beanstalkd
 
 TUBE = "pipe"
 

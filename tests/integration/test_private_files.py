@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from beanmill.server import LOG_NAME
+from beanmill.beanstalk.server import LOG_NAME
 from support import Procs, finish, spec_ref
 
 SQUARES = spec_ref("sums:Squares")

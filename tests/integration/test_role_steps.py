@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from beanmill import exitcodes
+from beanmill.beanstalk.lease import LeaseHeld
+from beanmill.beanstalk.server import Beanstalkd
 from beanmill.consumer import Consumer, ConsumerOptions
 from beanmill.jobspec import load_spec
-from beanmill.lease import LeaseHeld
 from beanmill.producer import Producer, ProducerOptions
 from beanmill.reducer import Reducer, ReducerOptions
-from beanmill.server import Beanstalkd
 from specs.sums import squares_answer
 from support import spec_ref
 

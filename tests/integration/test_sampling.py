@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from beanmill.server import Beanstalkd
+from beanmill.beanstalk.server import Beanstalkd
 from support import Procs, beanstalkd_counts, finish, status, wait_for_log
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "sampled_mean.py"

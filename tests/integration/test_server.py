@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from beanmill.beanstalk.server import LOG_NAME, Beanstalkd, free_port
 from beanmill.errors import QueueUnavailable
-from beanmill.server import LOG_NAME, Beanstalkd, free_port
 
 
 def test_beanstalkds_stderr_is_appended_to_a_private_log_in_the_data_dir(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import greenstalk
 import pytest
 
 from beanmill import exitcodes
-from beanmill.server import Beanstalkd
+from beanmill.beanstalk.server import Beanstalkd
 from beanmill.signing import Signer, load_secret
 from beanmill.wire import Batch, encode_batch
 from specs.sums import squares_answer

@@ -142,7 +142,7 @@ def test_one_ctrl_c_at_a_terminal_finishes_the_batches_in_hand_and_exits_130(
 def test_a_checkpoint_or_cursor_that_cannot_be_made_is_one_line_and_exit_2(
     procs: Procs, tmp_path: Path, role: str
 ) -> None:
-    from beanmill.server import Beanstalkd, free_port
+    from beanmill.beanstalk.server import Beanstalkd, free_port
 
     server = Beanstalkd(tmp_path / "binlog", free_port()).start()
     try:

@@ -9,8 +9,8 @@ import greenstalk
 import pytest
 from structlog.testing import capture_logs
 
-from beanmill import pipeline
-from beanmill.binlog_full import BinlogWaits
+from beanmill.beanstalk import pipeline
+from beanmill.beanstalk.binlog_full import BinlogWaits
 from beanmill.errors import QueueFull, QueueLost
 
 

@@ -1,6 +1,6 @@
 """What beanmill relies on inside greenstalk, beyond its documented API.
 
-`beanmill.pipeline` writes many commands at once on a client's own socket and reads the
+`beanmill.beanstalk.pipeline` writes many commands at once on a client's own socket and reads the
 replies through the client's own buffered reader (`Client._sock`, `Client._reader`), and
 builds greenstalk's jobs and errors itself. An upgrade that renames any of these must fail
 here, naming what moved, not deep inside a pipelined reserve.
@@ -31,8 +31,8 @@ def greenstalk_pin() -> Requirement:
 
 @pytest.fixture
 def connected() -> Iterator[tuple[greenstalk.Client[bytes], socket.socket, socket.socket]]:
-    """A client made on an already-connected socket (as `beanmill.queue` makes them), and the
-    other end of that socket, which stands in for beanstalkd."""
+    """A client made on an already-connected socket (as `beanmill.beanstalk.connection`
+    makes them), and the other end of that socket, which stands in for beanstalkd."""
     ours, server = socket.socketpair()
     try:
         client: greenstalk.Client[bytes] = greenstalk.Client(ours, encoding=None)
@@ -58,7 +58,7 @@ def test_client_keeps_the_private_attributes_pipeline_uses(
 ) -> None:
     client, _, _ = connected
     assert hasattr(client, attribute), (
-        f"greenstalk.Client has no {attribute} any more: beanmill.pipeline uses it"
+        f"greenstalk.Client has no {attribute} any more: beanmill.beanstalk.pipeline uses it"
     )
 
 

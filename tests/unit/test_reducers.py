@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beanmill.jobspec import Reducer
+from beanmill.jobspec import Monoid
 from beanmill.jsontypes import JSON
 from beanmill.reducers import (
     Count,
@@ -84,7 +84,7 @@ def close_mean(got: JSON, want: JSON, values: Sequence[JSON]) -> None:
         assert got["sum"] == pytest.approx(want["sum"], rel=1e-9, abs=1e-9 * big * len(xs) + 1e-12)
 
 
-def same_estimate(reducer: Reducer) -> Check:
+def same_estimate(reducer: Monoid) -> Check:
     """Sketches: equal answers (the bytes may differ by merge order); exact below k values."""
 
     def check(got: JSON, want: JSON, values: Sequence[JSON]) -> None:
@@ -107,7 +107,7 @@ def close_fields(got: JSON, want: JSON, values: Sequence[JSON]) -> None:
 
 
 Check = Callable[[JSON, JSON, Sequence[JSON]], None]
-CASES: list[tuple[Reducer, st.SearchStrategy[Any], Check]] = [
+CASES: list[tuple[Monoid, st.SearchStrategy[Any], Check]] = [
     (Sum(), st.integers(-(10**15), 10**15), same_json),
     (Sum(), finite, close_sum),
     (Count(), json_values, same_json),
@@ -140,7 +140,7 @@ IDS += ["groupby-1"]
 @PROPERTY
 @given(data=st.data())
 def test_rereduce_of_any_split_in_any_order_equals_reduce_of_all(
-    reducer: Reducer, values: st.SearchStrategy[Any], check: Check, data: st.DataObject
+    reducer: Monoid, values: st.SearchStrategy[Any], check: Check, data: st.DataObject
 ) -> None:
     xs: list[JSON] = data.draw(st.lists(values, max_size=40), label="values")
     cuts = sorted(data.draw(st.lists(st.integers(0, len(xs)), max_size=6), label="cuts"))
@@ -161,7 +161,7 @@ def test_rereduce_of_any_split_in_any_order_equals_reduce_of_all(
 @PROPERTY
 @given(data=st.data())
 def test_identity_and_json_round_trip(
-    reducer: Reducer, values: st.SearchStrategy[Any], check: Check, data: st.DataObject
+    reducer: Monoid, values: st.SearchStrategy[Any], check: Check, data: st.DataObject
 ) -> None:
     xs: list[JSON] = data.draw(st.lists(values, max_size=20))
     partial = reducer.reduce(xs)
@@ -178,8 +178,8 @@ def test_identity_and_json_round_trip(
 
 
 @pytest.mark.parametrize("reducer", [c[0] for c in CASES], ids=IDS)
-def test_satisfies_the_protocol_and_describes_a_fresh_checkpoint(reducer: Reducer) -> None:
-    assert isinstance(reducer, Reducer)
+def test_satisfies_the_protocol_and_describes_a_fresh_checkpoint(reducer: Monoid) -> None:
+    assert isinstance(reducer, Monoid)
     assert reducer.describe(None) == reducer.describe(reducer.reduce([]))
 
 

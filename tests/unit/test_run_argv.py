@@ -12,7 +12,7 @@ import pytest
 from beanmill.cli import cli
 from beanmill.ending import EndConditions
 from beanmill.jobspec import load_spec
-from beanmill.run import RunOptions, _argv
+from beanmill.supervisor import RunOptions, _argv
 from support import spec_ref
 
 #: RunOptions fields that are run's own, not a role's option.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from beanmill.run import Role, _nap, _wait_all
+from beanmill.supervisor import Role, _nap, _wait_all
 
 
 def _role(seconds: float) -> Role:

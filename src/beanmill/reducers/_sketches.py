@@ -122,8 +122,9 @@ class Quantiles:
         if self._fpc(n) == 0:
             spread = 0.0
         lo, hi = max(0.0, q - spread - eps), min(1.0, q + spread + eps)
-        est |= {"value": sketch.get_quantile(q, True), "rank_error": eps}
-        est["ci95"] = [sketch.get_quantile(lo, True), sketch.get_quantile(hi, True)]
+        # + 0.0: -0.0 and 0.0 are one value, whichever the merge order left in the sketch
+        est |= {"value": sketch.get_quantile(q, True) + 0.0, "rank_error": eps}
+        est["ci95"] = [sketch.get_quantile(lo, True) + 0.0, sketch.get_quantile(hi, True) + 0.0]
         return est
 
     def estimate(self, total: JSON) -> dict[str, JSON]:

@@ -33,9 +33,9 @@ from datetime import UTC, datetime
 import greenstalk
 import structlog
 
-from beanmill.binlog_full import BINLOG_REFUSALS, BinlogWaits
+from beanmill.beanstalk.binlog_full import BINLOG_REFUSALS, BinlogWaits
+from beanmill.beanstalk.connection import CONNECTION_ERRORS, connect
 from beanmill.errors import BeanmillError, QueueUnavailable
-from beanmill.queue import CONNECTION_ERRORS, connect
 
 #: Long, because only renew() keeps the lease, and a role may be busy for a while between calls.
 LEASE_TTR_S = 3600

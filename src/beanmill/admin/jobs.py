@@ -22,9 +22,9 @@ from pathlib import Path
 
 import greenstalk
 
-from beanmill.admin_base import ServerStats, TubeStats, session, tube_stats, tubes_of
-from beanmill.admin_reset import ResetResult, job_tubes, reset
-from beanmill.admin_stats import Stats, TubeRates, Tubes, rates, stats
+from beanmill.admin.base import ServerStats, TubeStats, session, tube_stats, tubes_of
+from beanmill.admin.reset import ResetResult, job_tubes, reset
+from beanmill.admin.stats import Stats, TubeRates, Tubes, rates, stats
 from beanmill.checkpoint import (
     Snapshot,
     forget_errors,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import greenstalk
 
-from beanmill.admin_base import session, tubes_of
+from beanmill.admin.base import session, tubes_of
+from beanmill.beanstalk.lease import lease_tube
 from beanmill.errors import BeanmillError
-from beanmill.lease import lease_tube
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 import greenstalk
 import structlog
 
-from beanmill import pipeline
-from beanmill.binlog_full import BinlogWaits, sleeps
+from beanmill.beanstalk import pipeline
+from beanmill.beanstalk.binlog_full import BinlogWaits, sleeps
 from beanmill.errors import BeanmillError, QueueLost, QueueUnavailable
 
 DEFAULT_PRIORITY = 2**31

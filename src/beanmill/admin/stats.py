@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from beanmill.admin_base import ServerStats, TubeStats, session, tube_stats, tubes_of
+from beanmill.admin.base import ServerStats, TubeStats, session, tube_stats, tubes_of
 
 
 class Tubes(TypedDict):

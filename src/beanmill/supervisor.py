@@ -21,6 +21,8 @@ from pathlib import Path
 import structlog
 
 from beanmill import datadir, exitcodes
+from beanmill.beanstalk.connection import connect
+from beanmill.beanstalk.server import Beanstalkd, die_with_parent, start_private
 from beanmill.checkpoint import Snapshot, read_snapshot
 from beanmill.consumer import RESULTS_HIGH_WATER
 from beanmill.cursor import check_population, load_cursor
@@ -28,8 +30,6 @@ from beanmill.ending import EndConditions
 from beanmill.errors import BeanmillError
 from beanmill.identity import population_of
 from beanmill.jobspec import Spec
-from beanmill.queue import connect
-from beanmill.server import Beanstalkd, die_with_parent, start_private
 from beanmill.signing import create_secret, load_secret
 from beanmill.source import DEFAULT_BATCH_SIZE
 from beanmill.web import HttpAddress

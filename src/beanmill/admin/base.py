@@ -8,9 +8,9 @@ from typing import TypedDict
 
 import greenstalk
 
+from beanmill.beanstalk.connection import CONNECTION_ERRORS, connect
 from beanmill.errors import QueueUnavailable, SpecError
 from beanmill.jobspec import TUBE_NAME
-from beanmill.queue import CONNECTION_ERRORS, connect
 
 
 class TubeStats(TypedDict):

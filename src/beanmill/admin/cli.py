@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 import click
 
-from beanmill import admin, datadir
+from beanmill import datadir
+from beanmill.admin import jobs as admin
 from beanmill.checkpoint import Snapshot, read_snapshot
 from beanmill.errors import BeanmillError
 from beanmill.jobspec import load_spec
