@@ -166,15 +166,10 @@ def rq_rate(
     from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
     url = env["BENCH_REDIS_URL"]
-    for i in range(2):
-        workers.append(
-            ctx.procs.spawn(
-                [PY, "-c", "from rq.cli import main; main()", "worker", "--url", url, "bench"],
-                env=env,
-                cwd=BENCH,
-                err=d / f"rq{i}.log",
-            )
-        )
+    argv = [PY, "-c", "from rq.cli import main; main()", "worker", "--url", url, "bench"]
+    workers.extend(
+        ctx.procs.spawn(argv, env=env, cwd=BENCH, err=d / f"rq{i}.log") for i in range(2)
+    )
     deadline = time.monotonic() + 60
     while len(rq.Worker.all(connection=conn)) < 2:
         if any(w.poll() is not None for w in workers) or time.monotonic() > deadline:

@@ -141,7 +141,7 @@ def beanstalkd_counts(server: Beanstalkd, tube: str) -> dict[str, int]:
     client = greenstalk.Client((server.host, server.port), encoding=None)
     try:
         # Every field the tests read is a count; only "name" is not.
-        return dict(cast(Mapping[str, int], client.stats_tube(tube)))
+        return dict(cast("Mapping[str, int]", client.stats_tube(tube)))
     except greenstalk.NotFoundError:
         return {}
     finally:

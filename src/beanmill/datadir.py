@@ -18,7 +18,7 @@ CHECKPOINT = "checkpoint.sqlite"
 CURSOR = "cursor.json"
 BINLOG = "binlog"
 #: The key `run` signs bodies with, made at its first start (see signing.py).
-SECRET = "secret"
+SECRET = "secret"  # noqa: S105 (a file name, not a password)
 #: Written by a running `run`, removed when it ends.
 ADDRESS_FILE = "beanstalkd.address"
 

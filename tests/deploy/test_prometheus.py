@@ -36,7 +36,9 @@ def test_alert_rules_fire_as_their_tests_say() -> None:
 
 
 def test_rules_use_only_series_beanmill_exports() -> None:
-    exprs = re.findall(r"^\s+expr: (.+)$", (DEPLOY / "beanmill-alerts.yml").read_text(), re.M)
+    exprs = re.findall(
+        r"^\s+expr: (.+)$", (DEPLOY / "beanmill-alerts.yml").read_text(), re.MULTILINE
+    )
     assert len(exprs) == 4
     used = {name for expr in exprs for name in re.findall(r"\bbeanmill_\w+", expr)}
     source = Path(metrics.__file__).read_text()

@@ -115,7 +115,7 @@ def test_a_second_producer_for_the_same_job_is_refused(
         "producer", SQUARES, *address, "--state", str(tmp_path / "a.json"), "--high-water", "2",
         env=env,
     )  # fmt: skip
-    wait_for(lambda: (tmp_path / "a.json").exists(), what="the first producer at work")
+    wait_for((tmp_path / "a.json").exists, what="the first producer at work")
     rc, _, err = finish(
         procs.beanmill("producer", SQUARES, *address, "--state", str(tmp_path / "b.json"), env=env)
     )

@@ -126,7 +126,7 @@ def test_one_ctrl_c_at_a_terminal_finishes_the_batches_in_hand_and_exits_130(
         start_new_session=True,
     )  # fmt: skip
     try:
-        wait_for(lambda: (data / "checkpoint.sqlite").exists(), what="the run under way")
+        wait_for((data / "checkpoint.sqlite").exists, what="the run under way")
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         out, err = proc.communicate(timeout=60)
     finally:

@@ -62,7 +62,7 @@ def test_a_flag_beats_the_environment_and_the_file(
 
 
 @pytest.mark.parametrize(
-    "toml, message",
+    ("toml", "message"),
     [
         ("batch-sise = 5\n", "unknown setting 'batch-sise'"),
         ("[consumr]\nthreads = 2\n", "unknown section [consumr]"),

@@ -241,6 +241,6 @@ def test_nothing_that_decodes_can_stop_the_fold(bodies: list[bytes]) -> None:
         change = fold.build()
         dumps(change.total)
         assert 0 <= change.items < 2**63
-        staged = {j for j in change.job_ids} | {b.job_id for b in change.buried}
+        staged = set(change.job_ids) | {b.job_id for b in change.buried}
         assert len(staged) == fold.job_count
         ledger.apply(change)

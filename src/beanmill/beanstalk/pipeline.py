@@ -19,7 +19,7 @@ CHUNK = 500
 
 
 def _io(client: greenstalk.Client[bytes]) -> tuple[object, BinaryIO]:
-    return client._sock, cast(BinaryIO, client._reader)
+    return client._sock, cast("BinaryIO", client._reader)
 
 
 def _send(client: greenstalk.Client[bytes], data: bytes) -> BinaryIO:
