@@ -39,6 +39,7 @@ from beanmill.checkpoint_store import (
 )
 from beanmill.errors import CheckpointError
 from beanmill.files import ensure_private_dir, fsync_dir, lock_file, lock_holder
+from beanmill.ids import RETRY_SUFFIX
 from beanmill.integrity import (
     check_digest,
     check_not_rolled_back,
@@ -48,7 +49,7 @@ from beanmill.integrity import (
 )
 from beanmill.jsontypes import JSON
 from beanmill.outcomes import FailedItem, Retry
-from beanmill.wire import RETRY_SUFFIX, EndRecord, ErrorRecord
+from beanmill.wire import EndRecord, ErrorRecord
 
 __all__ = [
     "Checkpoint",

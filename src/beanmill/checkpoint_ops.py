@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from beanmill.checkpoint_store import opened, retry_json, write_transaction
+from beanmill.ids import requeue_batch_id
 from beanmill.outcomes import FailedItem, Retry
-from beanmill.wire import retry_batch_id
 
 
 def read_errors(path: Path) -> dict[str, dict[str, Any]]:
@@ -51,7 +51,7 @@ def _unused_requeue_id(db: sqlite3.Connection, batch: str) -> str:
     batch may be requeued in several goes)."""
     n = 1
     while True:
-        candidate = retry_batch_id(f"{batch}+{n}")
+        candidate = requeue_batch_id(batch, n)
         used = db.execute(
             "SELECT 1 FROM ledger WHERE batch = ? UNION ALL SELECT 1 FROM pending WHERE batch = ?",
             (candidate, candidate),

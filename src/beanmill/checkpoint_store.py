@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from beanmill.errors import CheckpointError
+from beanmill.ids import BARE_PREFIX, RETRY_SUFFIX
 from beanmill.integrity import check_digest, check_not_rolled_back, read_seq
 from beanmill.jsontypes import JSON
 from beanmill.outcomes import Retry
-from beanmill.wire import BARE_PREFIX, RETRY_SUFFIX
 
 SCHEMA_VERSION = 1
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import errno
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
@@ -20,158 +18,24 @@ from beanmill.config import add_env_vars, default_map, describe_sources, find_co
 from beanmill.ending import EndConditions, check_until_field
 from beanmill.errors import BeanmillError, UserCodeError
 from beanmill.jobspec import load_spec
+from beanmill.options import (
+    accept_unsigned_ids_option,
+    batch_option,
+    beanstalkd_option,
+    connect_retry_option,
+    ending_options,
+    high_water_option,
+    logging_options,
+    order_option,
+    progress_file_option,
+    retry_options,
+    secret_file_option,
+    seed_option,
+    signer_of,
+    ttr_option,
+)
 from beanmill.signals import install_stop_handlers
-from beanmill.signing import Signer, load_secret
-from beanmill.source import DEFAULT_BATCH_SIZE
 from beanmill.web import http_address, http_options
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def logging_options(fn: F) -> F:
-    fn = click.option(
-        "--log-level",
-        default="info",
-        envvar="BEANMILL_LOG_LEVEL",
-        type=click.Choice(["debug", "info", "warning", "error"]),
-        show_default=True,
-    )(fn)
-    fn = click.option(
-        "--log-format",
-        default="auto",
-        envvar="BEANMILL_LOG_FORMAT",
-        type=click.Choice(["auto", "json", "console"]),
-        help="auto: console on a terminal, JSON lines otherwise",
-    )(fn)
-    return fn
-
-
-def beanstalkd_option(required: bool) -> Callable[[F], F]:
-    return click.option(
-        "--beanstalkd",
-        "beanstalkd",
-        envvar="BEANMILL_BEANSTALKD",
-        required=required,
-        metavar="HOST:PORT",
-        help="address of beanstalkd (env BEANMILL_BEANSTALKD)",
-    )
-
-
-order_option = click.option(
-    "--order",
-    type=click.Choice(["sequential", "random"]),
-    default="sequential",
-    show_default=True,
-    help="random: a seeded uniform permutation (sampling)",
-)
-seed_option = click.option("--seed", type=int, default=None, help="seed of --order random")
-ttr_option = click.option(
-    "--ttr",
-    type=click.IntRange(1),
-    default=60,
-    show_default=True,
-    help="seconds a consumer may hold a batch between touches",
-)
-high_water_option = click.option(
-    "--high-water",
-    type=click.IntRange(1),
-    default=1000,
-    show_default=True,
-    help="most ready batches to keep in beanstalkd",
-)
-
-
-def ending_options(fn: F) -> F:
-    """End conditions of a sampled run, for `reducer` and `run` alike."""
-    fn = click.option(
-        "--max-items",
-        type=click.IntRange(1),
-        default=None,
-        help="stop once this many items are applied",
-    )(fn)
-    fn = click.option(
-        "--until-ci",
-        type=click.FloatRange(0, min_open=True),
-        default=None,
-        help="stop when the 95% interval's half-width is at most this",
-    )(fn)
-    fn = click.option(
-        "--until-rel-ci",
-        type=click.FloatRange(0, min_open=True),
-        default=None,
-        help="stop when half-width / |mean| is at most this (e.g. 0.01)",
-    )(fn)
-    fn = click.option(
-        "--until-field",
-        default=None,
-        metavar="NAME",
-        help="with a Fields reducer: only this field's interval decides [default: every field]",
-    )(fn)
-    return fn
-
-
-def retry_options(fn: F) -> F:
-    """How failing items are retried: for `consumer` and `run` alike."""
-    fn = click.option(
-        "--map-timeout",
-        type=click.FloatRange(0, min_open=True),
-        default=None,
-        help="seconds one map() may run before its item fails like an exception",
-    )(fn)
-    fn = click.option(
-        "--retry-delay",
-        type=click.IntRange(0),
-        default=1,
-        show_default=True,
-        help="seconds before an item's first retry; doubles each attempt",
-    )(fn)
-    return click.option(
-        "--max-attempts",
-        type=click.IntRange(1),
-        default=3,
-        show_default=True,
-        help="tries per item before it counts as failed (see `beanmill buried`)",
-    )(fn)
-
-
-connect_retry_option = click.option(
-    "--connect-retry",
-    type=click.FloatRange(0),
-    default=0.0,
-    show_default=True,
-    help="seconds to keep trying to reach beanstalkd at start before giving up",
-)
-progress_file_option = click.option(
-    "--progress-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="also append each progress snapshot as a JSON line to this file",
-)
-secret_file_option = click.option(
-    "--secret-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="sign every body written and bury those without a good tag (HMAC-SHA256 keyed by "
-    "this file, mode 0600, the same on every host)",
-)
-accept_unsigned_ids_option = click.option(
-    "--accept-unsigned-ids",
-    is_flag=True,
-    help="with --secret-file: still map bare item IDs that carry no tag (a foreign producer's)",
-)
-
-
-def _signer(secret_file: Path | None) -> Signer | None:
-    return None if secret_file is None else load_secret(secret_file)
-
-
-batch_option = click.option(
-    "--batch-size",
-    type=click.IntRange(1),
-    default=DEFAULT_BATCH_SIZE,
-    show_default=True,
-    help="items per job",
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -363,7 +227,7 @@ def producer(
         order=order,
         seed=_seed(order, seed),
         connect_retry=connect_retry,
-        signer=_signer(secret_file),
+        signer=signer_of(secret_file),
     )
     path = state or Path("beanmill-data") / loaded.name / "cursor.json"
     sys.exit(run_producer(loaded, beanstalkd, path, opts, install_stop_handlers()))
@@ -425,7 +289,7 @@ def consumer(
         idle_exit=idle_exit,
         connect_retry=connect_retry,
         results_high_water=results_high_water,
-        signer=_signer(secret_file),
+        signer=signer_of(secret_file),
         accept_unsigned_ids=accept_unsigned_ids,
         http=http_address(http, http_public),
     )
@@ -483,7 +347,7 @@ def reducer(
         ending=EndConditions(max_items, until_ci, until_rel_ci, until_field),
         progress_file=progress_file,
         connect_retry=connect_retry,
-        signer=_signer(secret_file),
+        signer=signer_of(secret_file),
         http=http_address(http, http_public),
     )
     sys.exit(run_reducer(loaded, beanstalkd, checkpoint, opts, install_stop_handlers()))

@@ -14,22 +14,12 @@ from typing import Protocol
 
 from beanmill.checkpoint import Snapshot
 from beanmill.errors import MalformedMessage
+from beanmill.ids import is_retry, layout_of, malformed_batch_id, retry_batch_id
 from beanmill.jsontypes import JSON
 from beanmill.mapping import summary
 from beanmill.outcomes import FailedItem, Retry
 from beanmill.seen import Seen
-from beanmill.source import layout_of
-from beanmill.wire import (
-    EndRecord,
-    ErrorRecord,
-    Partial,
-    Partials,
-    decode_result,
-    dumps,
-    is_retry,
-    malformed_batch_id,
-    retry_batch_id,
-)
+from beanmill.wire import EndRecord, ErrorRecord, Partial, Partials, decode_result, dumps
 
 
 class Ledger(Protocol):

@@ -28,11 +28,12 @@ from beanmill.errors import (
     UserCodeError,
 )
 from beanmill.identity import Population, StreamDigest, job_tag, new_run_id, population_of
+from beanmill.ids import Layout, halves
 from beanmill.jobspec import Spec
 from beanmill.jsontypes import Item
 from beanmill.notify import Notifier
 from beanmill.signing import Signer, signed
-from beanmill.source import DEFAULT_BATCH_SIZE, Layout, batches, population_size
+from beanmill.source import DEFAULT_BATCH_SIZE, batches, population_size
 from beanmill.usercode import user_frame
 from beanmill.wire import Batch, EndRecord, encode_batch, encode_result
 
@@ -302,9 +303,8 @@ class Producer:
             hint="over beanstalkd's -z: a smaller --batch-size avoids the split",
         )
         half = len(items) // 2
-        return self._put_batch(f"{batch_id}.0", items[:half]) + self._put_batch(
-            f"{batch_id}.1", items[half:]
-        )
+        first, second = halves(batch_id)
+        return self._put_batch(first, items[:half]) + self._put_batch(second, items[half:])
 
     def _put_end(self, cursor: Cursor) -> None:
         record = EndRecord(cursor.jobs_put, cursor.items_put, self.identity, self.layout.tag)

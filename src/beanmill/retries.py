@@ -13,9 +13,10 @@ from dataclasses import dataclass, replace
 
 import structlog
 
+from beanmill.ids import malformed_batch_id
 from beanmill.jsontypes import JSON, Item
 from beanmill.mapping import Failed, Outcome, summary
-from beanmill.wire import Batch, ErrorRecord, Failure, Partial, dumps, malformed_batch_id
+from beanmill.wire import Batch, ErrorRecord, Failure, Partial, dumps
 
 log = structlog.get_logger()
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import itertools
 import random
-import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 
 import structlog
 
 from beanmill.errors import SpecError
+from beanmill.ids import Layout  # re-exported
 from beanmill.jsontypes import Item
 
 #: Measured on 2 cores (a trivial map, `beanmill run`): 100 -> 151k items/s, 200 -> 193k,
@@ -24,34 +23,6 @@ DEFAULT_BATCH_SIZE = 500
 SHUFFLE_BUFFER = 10_000
 
 log = structlog.get_logger()
-
-
-@dataclass(frozen=True)
-class Layout:
-    """How items become batches; part of every batch ID so two layouts never mix."""
-
-    batch_size: int
-    order: str = "sequential"
-    seed: int | None = None
-
-    @property
-    def tag(self) -> str:
-        if self.order == "random":
-            return f"r{self.seed or 0}.{self.batch_size}"  # the order uses seed 0 for None
-        return f"s{self.batch_size}"
-
-    def batch_id(self, seq: int) -> str:
-        return f"{self.tag}-{seq}"
-
-
-#: `<layout>-<seq>`, with `.0`/`.1` halves for a batch split to fit beanstalkd's -z.
-BATCH_ID = re.compile(r"^(s\d+|r-?\d+\.\d+)-(\d+)((?:\.[01])*)$")
-
-
-def layout_of(batch_id: str) -> str | None:
-    """The layout tag of a producer batch ID; None for bare items and foreign IDs."""
-    match = BATCH_ID.match(batch_id)
-    return match.group(1) if match else None
 
 
 def check_item(item: object) -> Item:

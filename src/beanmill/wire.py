@@ -6,20 +6,19 @@ that anyone on the network can write to must not be able to run code in a worker
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
 from beanmill.errors import MalformedMessage
+from beanmill.ids import (
+    MAX_BATCH_ID_CHARS,
+    bare_batch_id,
+)
 from beanmill.jsontypes import JSON, Item
 
 VERSION = 1
-MAX_BATCH_ID_CHARS = 200
-BARE_PREFIX = "i-"
-#: A retry batch is its parent's ID plus this: deterministic, so duplicates are absorbed.
-RETRY_SUFFIX = "~"
 #: Counts must fit SQLite's INTEGER (and mean something): a forged 10**30 is malformed.
 MAX_COUNT = 2**53
 
@@ -140,25 +139,6 @@ def _loads(body: bytes) -> Any:
 def dumps(value: Any) -> bytes:
     """Compact, strict JSON (NaN and Infinity are refused: other languages cannot read them)."""
     return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("utf-8")
-
-
-def malformed_batch_id(body: bytes) -> str:
-    """The key an unusable body's stored error is kept under: the same body, the same key."""
-    return "m-" + hashlib.sha256(body).hexdigest()[:32]
-
-
-def retry_batch_id(batch_id: str) -> str:
-    """The batch that retries `batch_id`'s failed items."""
-    return batch_id + RETRY_SUFFIX
-
-
-def is_retry(batch_id: str) -> bool:
-    return batch_id.endswith(RETRY_SUFFIX)
-
-
-def bare_batch_id(text: str) -> str:
-    """Deterministic ID for a bare item, so a foreign producer's duplicates are absorbed too."""
-    return BARE_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def _check_version(obj: dict[str, Any]) -> None:

@@ -12,7 +12,8 @@ import greenstalk
 from beanmill import exitcodes
 from beanmill.beanstalk.server import Beanstalkd, free_port
 from beanmill.checkpoint import Checkpoint
-from beanmill.wire import Partial, bare_batch_id, encode_result
+from beanmill.ids import bare_batch_id
+from beanmill.wire import Partial, encode_result
 from specs.sums import squares_answer
 from support import Procs, beanstalkd_counts, finish, spec_ref, status, wait_for
 

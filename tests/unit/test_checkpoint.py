@@ -17,8 +17,9 @@ import pytest
 from beanmill import checkpoint
 from beanmill.checkpoint import Checkpoint, read_errors, read_history, read_snapshot
 from beanmill.errors import CheckpointError
+from beanmill.ids import bare_batch_id
 from beanmill.integrity import seq_path
-from beanmill.wire import EndRecord, ErrorRecord, bare_batch_id
+from beanmill.wire import EndRecord, ErrorRecord
 from support import mode, umask
 
 JOB = "squares"

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from beanmill import source
 from beanmill.errors import SpecError
-from beanmill.source import Layout, batches, check_item, layout_of, population_size
-from beanmill.wire import bare_batch_id
+from beanmill.ids import Layout, bare_batch_id, layout_of
+from beanmill.source import batches, check_item, population_size
 
 PROPERTY = settings(max_examples=100, deadline=None)
 

@@ -18,15 +18,14 @@ from hypothesis import strategies as st
 
 import beanmill
 from beanmill.errors import MalformedMessage
+from beanmill.ids import MAX_BATCH_ID_CHARS, bare_batch_id
 from beanmill.wire import (
-    MAX_BATCH_ID_CHARS,
     Batch,
     EndRecord,
     ErrorRecord,
     FinishedRecord,
     Partial,
     Partials,
-    bare_batch_id,
     decode_batch,
     decode_finished,
     decode_result,

@@ -34,9 +34,10 @@ from beanmill.checkpoint import (
     requeue_failed,
 )
 from beanmill.errors import BeanmillError, CheckpointError, MalformedMessage
+from beanmill.ids import malformed_batch_id
 from beanmill.jsontypes import Item
 from beanmill.outcomes import FailedItem, Retry
-from beanmill.wire import Partial, Partials, decode_batch, decode_result, malformed_batch_id
+from beanmill.wire import Partial, Partials, decode_batch, decode_result
 
 MALFORMED = "(malformed)"
 NOT_BURIED = {
