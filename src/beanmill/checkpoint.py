@@ -202,50 +202,18 @@ class Checkpoint:
             meta["id"] = self._id
         if end is not None:
             meta["end_batches"], meta["end_items"] = end.batches, end.items
-        if layout is not None:
-            meta["layout"] = layout
-        if identity is not None:
-            meta["identity"] = identity
-        if stopped_because is not None:
-            meta["stopped_because"] = stopped_because
-        if estimate is not None:
-            meta["estimate"] = estimate
+        optional = {
+            "layout": layout,
+            "identity": identity,
+            "stopped_because": stopped_because,
+            "estimate": estimate,
+        }
+        meta |= {k: v for k, v in optional.items() if v is not None}
         try:
             with write_transaction(self.db):
                 self._write_meta(meta)
-                self.db.executemany(
-                    "INSERT INTO ledger(batch, items, applied_at) VALUES (?,?,?)",
-                    [(b, n, now) for b, n in applied],
-                )
-                self.db.executemany(
-                    "INSERT INTO errors(batch, job_id, reason, record, updated_at) "
-                    "VALUES (?,?,?,?,?) ON CONFLICT(batch) DO UPDATE SET job_id=excluded.job_id,"
-                    " reason=excluded.reason, record=excluded.record, "
-                    "updated_at=excluded.updated_at",
-                    [(e.batch, e.job_id, e.reason, json.dumps(e.__dict__), now) for e in errors],
-                )
-                self.db.executemany(
-                    "DELETE FROM errors WHERE batch = ?", [(b,) for b, _ in applied]
-                )
-                self.db.executemany(
-                    "DELETE FROM pending WHERE batch = ?",
-                    [(b,) for b, _ in applied if b.endswith(RETRY_SUFFIX)],
-                )
-                self.db.executemany(
-                    "INSERT INTO pending(batch, record, put) VALUES (?, ?, 0)",
-                    [
-                        (
-                            r.batch,
-                            retry_json(r),
-                        )
-                        for r in retries
-                    ],
-                )
-                self.db.executemany(
-                    "INSERT OR REPLACE INTO failed(batch, item, record, failed_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    [(f.batch, json.dumps(f.item), json.dumps(asdict(f)), now) for f in failed],
-                )
+                self._write_batches(applied, errors, now)
+                self._write_outcomes(applied, retries, failed, now)
                 if estimate is not None and applied:
                     self.db.execute(
                         "INSERT INTO history(items, at, estimate) VALUES (?, ?, ?)",
@@ -267,6 +235,44 @@ class Checkpoint:
                 "itself is intact and uncommitted results stay on the queue. Free disk space "
                 "and restart the reducer"
             ) from None
+
+    def _write_batches(
+        self, applied: Sequence[tuple[str, int]], errors: Sequence[ErrorRecord], now: float
+    ) -> None:
+        """The ledger gets the applied batches; an error stored for one of them goes."""
+        self.db.executemany(
+            "INSERT INTO ledger(batch, items, applied_at) VALUES (?,?,?)",
+            [(b, n, now) for b, n in applied],
+        )
+        self.db.executemany(
+            "INSERT INTO errors(batch, job_id, reason, record, updated_at) "
+            "VALUES (?,?,?,?,?) ON CONFLICT(batch) DO UPDATE SET job_id=excluded.job_id,"
+            " reason=excluded.reason, record=excluded.record, "
+            "updated_at=excluded.updated_at",
+            [(e.batch, e.job_id, e.reason, json.dumps(e.__dict__), now) for e in errors],
+        )
+        self.db.executemany("DELETE FROM errors WHERE batch = ?", [(b,) for b, _ in applied])
+
+    def _write_outcomes(
+        self,
+        applied: Sequence[tuple[str, int]],
+        retries: Sequence[Retry],
+        failed: Sequence[FailedItem],
+        now: float,
+    ) -> None:
+        """A retry batch applied leaves `pending`; new retries and failed items come in."""
+        self.db.executemany(
+            "DELETE FROM pending WHERE batch = ?",
+            [(b,) for b, _ in applied if b.endswith(RETRY_SUFFIX)],
+        )
+        self.db.executemany(
+            "INSERT INTO pending(batch, record, put) VALUES (?, ?, 0)",
+            [(r.batch, retry_json(r)) for r in retries],
+        )
+        self.db.executemany(
+            "INSERT OR REPLACE INTO failed(batch, item, record, failed_at) VALUES (?, ?, ?, ?)",
+            [(f.batch, json.dumps(f.item), json.dumps(asdict(f)), now) for f in failed],
+        )
 
     def close(self) -> None:
         """Close the database, then let go of the lock; closing twice is harmless."""

@@ -107,71 +107,70 @@ class Role:
             self.proc.send_signal(signum)
 
 
+def _flags(pairs: list[tuple[str, object]]) -> list[str]:
+    """`--flag value` for every value set; `True` is a bare flag; None and False are left out."""
+    out: list[str] = []
+    for flag, value in pairs:
+        if value is None or value is False:
+            continue
+        out += [flag] if value is True else [flag, str(value)]
+    return out
+
+
 def _argv(role: str, spec: Spec, address: str, opts: RunOptions) -> list[str]:
-    base = [
-        sys.executable,
-        "-P",  # never import from the current directory (a stray structlog.py there)
-        "-m",
-        "beanmill",
-        role,
-        spec.ref,
-        "--beanstalkd",
-        address,
-        "--log-level",
-        opts.log_level,
-        "--connect-retry",
-        str(CONNECT_RETRY_S),
-        *(["--secret-file", str(opts.secret_file)] if opts.secret_file is not None else []),
+    """The command line of one role: run's options that the role takes, passed on."""
+    python = [sys.executable, "-P", "-m", "beanmill"]  # -P: never import from the cwd
+    common = [
+        ("--beanstalkd", address),
+        ("--log-level", opts.log_level),
+        ("--connect-retry", CONNECT_RETRY_S),
+        ("--secret-file", opts.secret_file),
     ]
-    if role == "producer":
-        return [
-            *base,
-            "--batch-size",
-            str(opts.batch_size),
-            "--state",
-            str(opts.cursor),
-            "--ttr",
-            str(opts.ttr),
-            "--high-water",
-            str(opts.high_water),
-            "--order",
-            opts.order,
-            *(["--seed", str(opts.seed)] if opts.seed is not None else []),
-        ]
-    if role == "consumer":
-        return [
-            *base,
-            "--threads",
-            str(opts.threads),
-            "--max-attempts",
-            str(opts.max_attempts),
-            "--retry-delay",
-            str(opts.retry_delay),
-            *(["--map-timeout", str(opts.map_timeout)] if opts.map_timeout else []),
-            *("--results-high-water", str(opts.results_high_water)),
-            *(["--accept-unsigned-ids"] if opts.accept_unsigned_ids else []),
-        ]
-    ending = opts.ending
-    limits = [
-        (flag, str(value))
-        for flag, value in (
-            ("--max-items", ending.max_items),
-            ("--until-ci", ending.until_ci),
-            ("--until-rel-ci", ending.until_rel_ci),
-            ("--until-field", ending.until_field),
-            ("--progress-file", opts.progress_file),
-        )
-        if value is not None
-    ]
+    return [*python, role, spec.ref, *_flags(common + ROLE_FLAGS[role](opts))]
+
+
+def _producer_flags(opts: RunOptions) -> list[tuple[str, object]]:
     return [
-        *base,
-        "--checkpoint",
-        str(opts.checkpoint),
-        "--progress-interval",
-        str(opts.progress_interval),
-        *(part for pair in limits for part in pair),
-        *(["--http", str(opts.http), "--http-public"] if opts.http else []),
+        ("--batch-size", opts.batch_size),
+        ("--state", opts.cursor),
+        ("--ttr", opts.ttr),
+        ("--high-water", opts.high_water),
+        ("--order", opts.order),
+        ("--seed", opts.seed),
     ]
+
+
+def _consumer_flags(opts: RunOptions) -> list[tuple[str, object]]:
+    return [
+        ("--threads", opts.threads),
+        ("--max-attempts", opts.max_attempts),
+        ("--retry-delay", opts.retry_delay),
+        ("--map-timeout", opts.map_timeout or None),
+        ("--results-high-water", opts.results_high_water),
+        ("--accept-unsigned-ids", opts.accept_unsigned_ids),
+    ]
+
+
+def _reducer_flags(opts: RunOptions) -> list[tuple[str, object]]:
+    ending = opts.ending
+    return [
+        ("--checkpoint", opts.checkpoint),
+        ("--progress-interval", opts.progress_interval),
+        ("--max-items", ending.max_items),
+        ("--until-ci", ending.until_ci),
+        ("--until-rel-ci", ending.until_rel_ci),
+        ("--until-field", ending.until_field),
+        ("--progress-file", opts.progress_file),
+        ("--http", opts.http),
+        ("--http-public", bool(opts.http)),  # run checked the address already
+    ]
+
+
+ROLE_FLAGS = {
+    "producer": _producer_flags,
+    "consumer": _consumer_flags,
+    "reducer": _reducer_flags,
+}
 
 
 def _final(opts: RunOptions) -> int:
