@@ -248,6 +248,14 @@ class Distinct:
         """The relative standard error stated for this many registers: 1.04/sqrt(2^lg_k)."""
         return 1.04 / math.sqrt(2**self.lg_k)
 
+    def equivalent(self, a: JSON, b: JSON) -> bool:
+        """Two states of the same items: a sketch's bytes, and its estimate within the stated
+        error, depend on the order of its merges (what `beanmill check` must allow)."""
+        va, vb = self.estimate(a).get("value"), self.estimate(b).get("value")
+        if not isinstance(va, int | float) or not isinstance(vb, int | float):
+            return va == vb
+        return abs(va - vb) <= 3 * self.rel_error * max(abs(va), abs(vb), 1.0)
+
     def describe(self, total: JSON) -> str:
         value, lo, hi, n = self._summary(total)
         if not n:
