@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import greenstalk
 import structlog
@@ -24,7 +25,6 @@ from beanmill.driver import drive
 from beanmill.errors import MalformedMessage, UserCodeError
 from beanmill.jobspec import Spec
 from beanmill.mapping import Mapper
-from beanmill.metrics import ConsumerMetrics
 from beanmill.notify import Notifier
 from beanmill.retries import (
     RetryPolicy,
@@ -51,6 +51,9 @@ from beanmill.wire import (
     encode_result,
     is_bare,
 )
+
+if TYPE_CHECKING:
+    from beanmill.metrics import ConsumerMetrics
 
 log = structlog.get_logger()
 

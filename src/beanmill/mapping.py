@@ -130,8 +130,20 @@ class Mapper:
                     return
                 one(index)
 
+        def all_of(indices: list[int]) -> None:
+            """With no --map-timeout nothing can hang for us to abandon: no bookkeeping per
+            item beyond its own try (this is the trivial map's hot loop)."""
+            self._ready_thread()
+            fn = self.fn
+            for index in indices:
+                try:
+                    results[index] = fn(items[index])
+                except BaseException as exc:  # the user's code: any exception is the item's
+                    results[index] = Failed.of(exc)
+
         if self.threads == 1:
-            futures: list[Future[None]] = [self.pool.submit(several, todo)]
+            task = several if self.map_timeout else all_of
+            futures: list[Future[None]] = [self.pool.submit(task, todo)]
         else:
             futures = [self.pool.submit(one, i) for i in todo]
         while True:

@@ -19,7 +19,8 @@ from beanmill.metrics import CheckpointCollector, ConsumerMetrics, Live, RateTra
 from beanmill.outcomes import FailedItem
 from beanmill.seen import Seen
 from beanmill.web import serve_checkpoint
-from beanmill.web.http import HttpAddress, parse_http, static_file
+from beanmill.web.address import HttpAddress, parse_http
+from beanmill.web.http import static_file
 from beanmill.web.status import StatusSource, state_of
 from beanmill.wire import Failure, Partial
 

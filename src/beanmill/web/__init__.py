@@ -9,24 +9,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from beanmill.metrics import (
-    CheckpointCollector,
-    ConsumerMetrics,
-    Live,
-    RateTracker,
-    TubeStats,
-    new_registry,
-)
-from beanmill.web.http import HttpAddress, HttpServer, parse_http
-from beanmill.web.status import Report, StatusSource
+from beanmill.web.address import HttpAddress, parse_http
 
+# The server and prometheus-client are imported when a role serves, not when it starts:
+# a role without --http pays nothing for them.
 if TYPE_CHECKING:
     from beanmill.consumer import Consumer
+    from beanmill.metrics import Live, TubeStats
     from beanmill.reducer import Reducer
+    from beanmill.web.http import HttpServer
+    from beanmill.web.status import Report
 
 __all__ = [
     "HttpAddress",
-    "HttpServer",
     "http_address",
     "http_options",
     "serve_checkpoint",
@@ -59,6 +54,9 @@ def http_address(text: str | None, public: bool) -> HttpAddress | None:
 
 def serve_consumer(consumer: Consumer, address: HttpAddress) -> HttpServer:
     """/metrics of one consumer: maps, failures, retries, time per batch, whether paused."""
+    from beanmill.metrics import ConsumerMetrics, new_registry
+    from beanmill.web.http import HttpServer
+
     registry = new_registry()
     metrics = ConsumerMetrics(consumer.spec.name, registry)
     metrics.watch_pause(lambda: consumer.paused)
@@ -69,6 +67,8 @@ def serve_consumer(consumer: Consumer, address: HttpAddress) -> HttpServer:
 
 def serve_reducer(reducer: Reducer, address: HttpAddress) -> HttpServer:
     """Everything: the checkpoint's series, the tubes', the fold's, and the dashboard."""
+    from beanmill.metrics import Live, TubeStats
+
     spec = reducer.spec
     live = Live(
         seen=reducer.fold.seen,
@@ -92,6 +92,10 @@ def _serve(
     tubes: TubeStats | None,
     report: Report | None,
 ) -> HttpServer:
+    from beanmill.metrics import CheckpointCollector, RateTracker, new_registry
+    from beanmill.web.http import HttpServer
+    from beanmill.web.status import StatusSource
+
     registry = new_registry()
     rates = RateTracker()
     registry.register(CheckpointCollector(job, checkpoint, rates, tubes, live))

@@ -3,13 +3,11 @@ standard library's ThreadingHTTPServer in a daemon thread of the role's process.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -20,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from beanmill.errors import BeanmillError
 from beanmill.jsontypes import JSON
+from beanmill.web.address import HttpAddress
 
 log = structlog.get_logger()
 
@@ -33,39 +32,6 @@ STATIC_TYPES = {
 PAGES = {"/": "index.html", "/index.html": "index.html"}
 
 StatusFn = Callable[[], dict[str, JSON]]
-
-
-@dataclass(frozen=True)
-class HttpAddress:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def parse_http(text: str, public: bool = False) -> HttpAddress:
-    """`HOST:PORT` to serve on; anything but loopback needs `public`: nothing here asks who
-    is looking, and the page shows the job's results and its failed items."""
-    host, sep, port = text.strip().rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise BeanmillError(f"--http {text!r} is not HOST:PORT (for example 127.0.0.1:8000)")
-    if not public and not _loopback(host):
-        raise BeanmillError(
-            f"--http {text} is not a loopback address, and the dashboard and /metrics have no "
-            "authentication: pass --http-public to serve them there anyway"
-        )
-    return HttpAddress(host, int(port))
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name: it may resolve anywhere
 
 
 def static_file(name: str) -> bytes:
