@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from beanmill.beanstalk.server import Beanstalkd, free_port
 from support import Procs
+
+# The suite is CI's gate: the same examples every run, so a failure is reproducible and
+# never a coin toss. HYPOTHESIS_PROFILE=explore searches afresh.
+settings.register_profile("beanmill", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "beanmill"))
 
 
 @pytest.fixture
