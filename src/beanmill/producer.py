@@ -14,7 +14,7 @@ import structlog
 
 from beanmill import exitcodes
 from beanmill.beanstalk.connection import Queue
-from beanmill.beanstalk.lease import RENEW_EVERY_S, Lease, lease_tube
+from beanmill.beanstalk.lease import RENEW_EVERY_S, hold
 from beanmill.control import finished_record
 from beanmill.crashpoint import crashpoint
 from beanmill.cursor import Cursor, check_population, check_resumable, load_cursor, save_cursor
@@ -23,7 +23,6 @@ from beanmill.errors import (
     BeanmillError,
     CursorError,
     QueueLost,
-    QueueUnavailable,
     SpecError,
     UserCodeError,
 )
@@ -71,13 +70,7 @@ class Producer:
             tick=self.notifier.watchdog,
         )
         # One producer per job: two would put their batches twice and race on the cursor.
-        self.lease = Lease(
-            address,
-            lease_tube(spec.name, "producer"),
-            role="producer",
-            waits=self.queue.binlog_waits,
-        )
-        self.lease.acquire()
+        self.lease = hold(address, spec.name, "producer", self.queue.binlog_waits)
         self.last_renew = time.monotonic()
         self.finished_early = False
         self.identity = ""
@@ -95,10 +88,7 @@ class Producer:
         its lease; a lost one (another producer took over) stops this one."""
         if time.monotonic() - self.last_renew < RENEW_EVERY_S:
             return
-        try:
-            self.lease.renew()
-        except QueueUnavailable as exc:
-            raise QueueLost(str(exc)) from None
+        self.lease.keep()
         self.last_renew = time.monotonic()
 
     def _wait_below_high_water(self) -> None:
@@ -129,7 +119,8 @@ class Producer:
             seed=self.opts.seed,
         )
         saved = load_cursor(self.state)
-        population = population_of(self.spec.items())
+        self.items = self.spec.items()  # once: for its fingerprint, then for its batches
+        population = population_of(self.items)
         cursor = saved or self._new_job(wanted, population)
         if saved is None:  # before any put: a restart must find the same identity
             save_cursor(self.state, cursor)
@@ -144,7 +135,6 @@ class Producer:
             log.info("producer_already_finished", batches=cursor.next_batch, items=cursor.items_put)
             return exitcodes.OK
         log.info("producer_started", from_batch=cursor.next_batch, layout=self.layout.tag)
-        self.items = self.spec.items()
         self.batches = self._stream_from(self.items, cursor)
         self.last_save = time.monotonic()
         return None

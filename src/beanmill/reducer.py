@@ -22,14 +22,14 @@ import structlog
 
 from beanmill import exitcodes
 from beanmill.beanstalk.connection import Queue
-from beanmill.beanstalk.lease import Lease, lease_tube
+from beanmill.beanstalk.lease import hold
 from beanmill.checkpoint import Checkpoint, Snapshot
 from beanmill.commit_policy import Staging, commit_due, interval
 from beanmill.control import finished_record
 from beanmill.crashpoint import crashpoint
 from beanmill.driver import drive
 from beanmill.ending import EndConditions, Estimates, Estimator, half_width, stop_reason
-from beanmill.errors import BadSignature, QueueLost, QueueUnavailable
+from beanmill.errors import BadSignature, QueueLost
 from beanmill.files import open_private_append
 from beanmill.fold import Fold
 from beanmill.jobspec import Progress, Spec
@@ -87,13 +87,7 @@ class Reducer:
             tick=self.notifier.watchdog,
         )
         # One reducer per job, from any host: a second one would split the results.
-        self.lease = Lease(
-            address,
-            lease_tube(spec.name, "reducer"),
-            role="reducer",
-            waits=self.queue.binlog_waits,
-        )
-        self.lease.acquire()
+        self.lease = hold(address, spec.name, "reducer", self.queue.binlog_waits)
         self.ckpt = Checkpoint(checkpoint, spec.name)
         self.snap = self.ckpt.snapshot()
         self.fold = Fold(self.ckpt, self.snap, spec.rereduce)
@@ -120,7 +114,7 @@ class Reducer:
     def commit(self, stopped_because: str | None = None) -> None:
         if not self.fold.job_count and stopped_because is None:
             return
-        self._renew_lease()  # never commit without it: another reducer may have taken over
+        self.lease.keep()  # never commit without it: another reducer may have taken over
         change = self.fold.build()
         estimate = None
         if self.estimator is not None and (self.snap.batches or change.applied):
@@ -161,12 +155,6 @@ class Reducer:
                 hint="see `beanmill buried`; fix the cause, then `beanmill requeue`",
             )
         self.put_retries()
-
-    def _renew_lease(self) -> None:
-        try:
-            self.lease.renew()
-        except QueueUnavailable as exc:
-            raise QueueLost(str(exc)) from None
 
     def _bury_id(self, job_id: int) -> None:
         # Its reservation may have ended (TTR, restart): then it comes back, judged again.

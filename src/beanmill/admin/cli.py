@@ -91,6 +91,16 @@ def target(
         yield Target(address, job, ckpt if ckpt.is_file() else None)
 
 
+tube_option = click.option(
+    "--tube",
+    "kind",
+    type=click.Choice(admin.TUBE_KINDS),
+    default="items",
+    show_default=True,
+    help="which of the job's tubes: results and control hold buried records too",
+)
+
+
 def resolve_job(spec: str | None, name: str | None) -> str:
     """The job name from exactly one of SPEC (loaded for its name) or --job NAME."""
     if (spec is None) == (name is None):
@@ -211,14 +221,7 @@ def buried(
     metavar="N",
     help="kick at most N, oldest buried first [default: all]",
 )
-@click.option(
-    "--tube",
-    "kind",
-    type=click.Choice(admin.TUBE_KINDS),
-    default="items",
-    show_default=True,
-    help="which of the job's tubes: results and control hold buried records too",
-)
+@tube_option
 def requeue(
     spec: str | None,
     job_name: str | None,
@@ -267,14 +270,7 @@ def requeue(
     is_flag=True,
     help="also delete usable batches, whose items the total will then never count",
 )
-@click.option(
-    "--tube",
-    "kind",
-    type=click.Choice(admin.TUBE_KINDS),
-    default="items",
-    show_default=True,
-    help="which of the job's tubes: results and control hold buried records too",
-)
+@tube_option
 def delete(
     spec: str | None,
     job_name: str | None,

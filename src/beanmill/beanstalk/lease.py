@@ -35,7 +35,7 @@ import structlog
 
 from beanmill.beanstalk.binlog_full import BINLOG_REFUSALS, BinlogWaits
 from beanmill.beanstalk.connection import CONNECTION_ERRORS, connect
-from beanmill.errors import BeanmillError, QueueUnavailable
+from beanmill.errors import BeanmillError, QueueLost, QueueUnavailable
 
 #: Long, because only renew() keeps the lease, and a role may be busy for a while between calls.
 LEASE_TTR_S = 3600
@@ -61,6 +61,14 @@ class LeaseLost(BeanmillError):
 def lease_tube(job: str, role: str) -> str:
     """The lock tube of one role of one job, e.g. `squares.lease.reducer`."""
     return f"{job}.lease.{role}"
+
+
+def hold(address: str, job: str, role: str, waits: BinlogWaits) -> Lease:
+    """The lease of `role` for `job`, acquired: one holder per job from any host, or
+    LeaseHeld naming the holder."""
+    lease = Lease(address, lease_tube(job, role), role=role, waits=waits)
+    lease.acquire()
+    return lease
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,14 @@ class Lease:
             self._binlog_retried(self._write_record)
         self._granted = True
         log.info("lease_acquired", tube=self.tube, lock_job=self._job)
+
+    def keep(self) -> None:
+        """renew() for a role's loop: beanstalkd out of reach is the loop's QueueLost, which
+        reconnects (and renews again); a lease taken by another still raises LeaseLost."""
+        try:
+            self.renew()
+        except QueueUnavailable as exc:
+            raise QueueLost(str(exc)) from None
 
     def renew(self) -> None:
         """Touch the lease (one round trip); call it at least every RENEW_EVERY_S, and before
