@@ -7,14 +7,13 @@ ledger can never disagree with the total: that is what makes duplicates harmless
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
+
+from beanmill.checkpoint_file import CheckpointFile, lock_path, seal
 
 # The operators' side of the checkpoint, importable from here as before.
 from beanmill.checkpoint_ops import (
@@ -25,12 +24,7 @@ from beanmill.checkpoint_ops import (
     requeue_failed,
 )
 from beanmill.checkpoint_store import (
-    SCHEMA,
-    SCHEMA_VERSION,
     Snapshot,
-    connect_db,
-    corrupt,
-    read_meta,
     read_snapshot,
     retry_json,
     retry_of,
@@ -38,23 +32,18 @@ from beanmill.checkpoint_store import (
     write_transaction,
 )
 from beanmill.errors import CheckpointError
-from beanmill.files import ensure_private_dir, fsync_dir, lock_file, lock_holder
 from beanmill.ids import RETRY_SUFFIX
-from beanmill.integrity import (
-    check_digest,
-    check_not_rolled_back,
-    digest,
-    read_seq,
-    write_seq,
-)
+from beanmill.integrity import write_seq
 from beanmill.jsontypes import JSON
 from beanmill.outcomes import FailedItem, Retry
 from beanmill.wire import EndRecord, ErrorRecord
 
 __all__ = [
     "Checkpoint",
+    "CheckpointFile",
     "Snapshot",
     "forget_errors",
+    "lock_path",
     "read_errors",
     "read_failed",
     "read_history",
@@ -63,62 +52,9 @@ __all__ = [
 ]
 
 
-class Checkpoint:
-    """The reducer's handle: exclusive writer, opened once at start.
-
-    `<checkpoint>.lock` is flocked for the handle's life: a second writer is refused at
-    once, while readers (status, buried, plot) go on reading."""
-
-    def __init__(self, path: Path, job: str) -> None:
-        self.path = path
-        ensure_private_dir(path.parent)
-        self._lock = _lock(path)
-        try:
-            self.db = self._open(job)
-        except BaseException:
-            os.close(self._lock)
-            raise
-
-    def _open(self, job: str) -> sqlite3.Connection:
-        path = self.path
-        if not path.exists():
-            _create(path, job)
-        try:
-            self.db = connect_db(path, read_only=False)
-        except sqlite3.DatabaseError as exc:
-            raise corrupt(path, exc) from None
-        try:
-            self._verify(job)  # before any write: a foreign file is refused untouched
-            self.db.executescript(SCHEMA)  # tables added since 0.1, on an older checkpoint
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = FULL")
-        except (sqlite3.DatabaseError, CheckpointError) as exc:
-            self.db.close()
-            if isinstance(exc, CheckpointError):
-                raise
-            raise corrupt(path, exc) from None
-        return self.db
-
-    def _verify(self, job: str) -> None:
-        sidecar = read_seq(self.path)  # first: it may only be behind what the file holds
-        check = self.db.execute("PRAGMA quick_check").fetchone()
-        if check is None or check[0] != "ok":
-            raise corrupt(self.path, sqlite3.DatabaseError(str(check)))
-        meta = read_meta(self.db, self.path)
-        if meta.get("schema") != SCHEMA_VERSION:
-            raise corrupt(self.path, sqlite3.DatabaseError("not a beanmill checkpoint"))
-        if meta.get("job") != job:
-            raise CheckpointError(
-                f"checkpoint {self.path} belongs to job {meta.get('job')!r}, not {job!r}: "
-                "pass the checkpoint of this job, or another path to start one"
-            )
-        (self._ledger,) = self.db.execute("SELECT count(*) FROM ledger").fetchone()
-        check_digest(self.path, meta, self._ledger)
-        check_not_rolled_back(self.path, sidecar, meta)
-        self._seq: int = meta.get("seq", 0)
-        #: Written by 0.1 without an id (nor digest): both come with the next commit.
-        self._new_id = "id" not in meta
-        self._id: str = meta.get("id") or uuid.uuid4().hex
+class Checkpoint(CheckpointFile):
+    """The reducer's handle: its reads of the ledger and the commits, on the file that
+    CheckpointFile opened and locked."""
 
     def _write_meta(self, values: dict[str, Any]) -> None:
         self.db.executemany(
@@ -212,14 +148,14 @@ class Checkpoint:
         try:
             with write_transaction(self.db):
                 self._write_meta(meta)
-                self._write_batches(applied, errors, now)
-                self._write_outcomes(applied, retries, failed, now)
+                _write_batches(self.db, applied, errors, now)
+                _write_outcomes(self.db, applied, retries, failed, now)
                 if estimate is not None and applied:
                     self.db.execute(
                         "INSERT INTO history(items, at, estimate) VALUES (?, ?, ?)",
                         (items, now, json.dumps(estimate)),
                     )
-                _seal(self.db, self.path, self._ledger + len(applied))
+                seal(self.db, self.path, self._ledger + len(applied))
         except sqlite3.OperationalError as exc:
             raise CheckpointError(
                 f"cannot write checkpoint {self.path} ({exc}); nothing was lost: the last "
@@ -236,108 +172,45 @@ class Checkpoint:
                 "and restart the reducer"
             ) from None
 
-    def _write_batches(
-        self, applied: Sequence[tuple[str, int]], errors: Sequence[ErrorRecord], now: float
-    ) -> None:
-        """The ledger gets the applied batches; an error stored for one of them goes."""
-        self.db.executemany(
-            "INSERT INTO ledger(batch, items, applied_at) VALUES (?,?,?)",
-            [(b, n, now) for b, n in applied],
-        )
-        self.db.executemany(
-            "INSERT INTO errors(batch, job_id, reason, record, updated_at) "
-            "VALUES (?,?,?,?,?) ON CONFLICT(batch) DO UPDATE SET job_id=excluded.job_id,"
-            " reason=excluded.reason, record=excluded.record, "
-            "updated_at=excluded.updated_at",
-            [(e.batch, e.job_id, e.reason, json.dumps(e.__dict__), now) for e in errors],
-        )
-        self.db.executemany("DELETE FROM errors WHERE batch = ?", [(b,) for b, _ in applied])
 
-    def _write_outcomes(
-        self,
-        applied: Sequence[tuple[str, int]],
-        retries: Sequence[Retry],
-        failed: Sequence[FailedItem],
-        now: float,
-    ) -> None:
-        """A retry batch applied leaves `pending`; new retries and failed items come in."""
-        self.db.executemany(
-            "DELETE FROM pending WHERE batch = ?",
-            [(b,) for b, _ in applied if b.endswith(RETRY_SUFFIX)],
-        )
-        self.db.executemany(
-            "INSERT INTO pending(batch, record, put) VALUES (?, ?, 0)",
-            [(r.batch, retry_json(r)) for r in retries],
-        )
-        self.db.executemany(
-            "INSERT OR REPLACE INTO failed(batch, item, record, failed_at) VALUES (?, ?, ?, ?)",
-            [(f.batch, json.dumps(f.item), json.dumps(asdict(f)), now) for f in failed],
-        )
-
-    def close(self) -> None:
-        """Close the database, then let go of the lock; closing twice is harmless."""
-        if self._lock < 0:
-            return
-        self.db.close()
-        os.close(self._lock)
-        self._lock = -1
+def _write_batches(
+    db: sqlite3.Connection,
+    applied: Sequence[tuple[str, int]],
+    errors: Sequence[ErrorRecord],
+    now: float,
+) -> None:
+    """The ledger gets the applied batches; an error stored for one of them goes."""
+    db.executemany(
+        "INSERT INTO ledger(batch, items, applied_at) VALUES (?,?,?)",
+        [(b, n, now) for b, n in applied],
+    )
+    db.executemany(
+        "INSERT INTO errors(batch, job_id, reason, record, updated_at) "
+        "VALUES (?,?,?,?,?) ON CONFLICT(batch) DO UPDATE SET job_id=excluded.job_id,"
+        " reason=excluded.reason, record=excluded.record, "
+        "updated_at=excluded.updated_at",
+        [(e.batch, e.job_id, e.reason, json.dumps(e.__dict__), now) for e in errors],
+    )
+    db.executemany("DELETE FROM errors WHERE batch = ?", [(b,) for b, _ in applied])
 
 
-def lock_path(path: Path) -> Path:
-    return path.with_name(path.name + ".lock")
-
-
-def _lock(path: Path) -> int:
-    fd = lock_file(lock_path(path))
-    if fd is None:
-        pid = lock_holder(lock_path(path))
-        raise CheckpointError(
-            f"checkpoint {path} is in use by another reducer "
-            f"({f'pid {pid}' if pid else 'pid unknown'}): stop it first, or pass another "
-            "--checkpoint (status, buried and plot can read it meanwhile)"
-        )
-    return fd
-
-
-def _create(path: Path, job: str) -> None:
-    """Build a complete empty checkpoint aside and rename it in: killed halfway, nothing is
-    left at `path` that a restart would have to refuse."""
-    tmp = path.with_name(path.name + ".new")
-    tmp.unlink(missing_ok=True)
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    db = sqlite3.connect(tmp, isolation_level=None)
-    try:
-        db.executescript(SCHEMA)
-        now = time.time()
-        meta = {
-            "schema": SCHEMA_VERSION,
-            "job": job,
-            "id": uuid.uuid4().hex,
-            "seq": 0,
-            "items": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
-        db.executemany(
-            "INSERT INTO meta(key, value) VALUES (?, ?)",
-            [(k, json.dumps(v)) for k, v in meta.items()],
-        )
-        _seal(db, path, ledger=0)
-    finally:
-        db.close()
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def _seal(db: sqlite3.Connection, path: Path, ledger: int) -> None:
-    """Store the digest of the meta values just written, inside their transaction."""
-    db.execute(
-        "INSERT INTO meta(key, value) VALUES ('digest', ?) "
-        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        (json.dumps(digest(read_meta(db, path), ledger)),),
+def _write_outcomes(
+    db: sqlite3.Connection,
+    applied: Sequence[tuple[str, int]],
+    retries: Sequence[Retry],
+    failed: Sequence[FailedItem],
+    now: float,
+) -> None:
+    """A retry batch applied leaves `pending`; new retries and failed items come in."""
+    db.executemany(
+        "DELETE FROM pending WHERE batch = ?",
+        [(b,) for b, _ in applied if b.endswith(RETRY_SUFFIX)],
+    )
+    db.executemany(
+        "INSERT INTO pending(batch, record, put) VALUES (?, ?, 0)",
+        [(r.batch, retry_json(r)) for r in retries],
+    )
+    db.executemany(
+        "INSERT OR REPLACE INTO failed(batch, item, record, failed_at) VALUES (?, ?, ?, ?)",
+        [(f.batch, json.dumps(f.item), json.dumps(asdict(f)), now) for f in failed],
     )

@@ -286,8 +286,8 @@ def test_checkpoint_killed_while_being_created_reopens_as_new(
         connect = sqlite3.connect
         monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: _DiesInSchema(connect(*a, **k)))
     else:
-        monkeypatch.setattr("beanmill.checkpoint.os.replace", _die)
-        monkeypatch.setattr("beanmill.checkpoint.os.rename", _die)
+        monkeypatch.setattr("beanmill.checkpoint_file.os.replace", _die)
+        monkeypatch.setattr("beanmill.checkpoint_file.os.rename", _die)
     with suppress(_Killed):
         Checkpoint(path, JOB).close()
     monkeypatch.undo()
