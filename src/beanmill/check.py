@@ -3,11 +3,9 @@ rereduce() that disagrees with reduce() shows up in seconds, not hours into a ru
 
 from __future__ import annotations
 
+import functools
 import itertools
-import json
-import math
 import os
-import random
 import sys
 import threading
 import time
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from beanmill import wire
+from beanmill.check_agree import check_reduce, cut, round_trip
 from beanmill.errors import BeanmillError, CheckFailed, UserCodeError
 from beanmill.jobspec import Spec, load_spec
 from beanmill.jsontypes import JSON, Item
@@ -28,13 +27,7 @@ from beanmill.source import population_size
 #: Items `beanmill check` maps by default; `quick_check` maps fewer, before a run.
 DEFAULT_SAMPLE = 200
 QUICK_SAMPLE = 20
-#: (pieces, how many seeded random splits) for the rereduce-equals-reduce check.
-SPLITS = ((2, 5), (3, 3))
-#: Floats agree to 1e-9 relative; near zero, where a cancelling sum cannot, to 1e-12 absolute.
-REL_TOL = 1e-9
-ABS_TOL = 1e-12
-#: How much of a value or message a problem shows, and how many failing items it lists.
-SHOWN_CHARS = 200
+#: How many failing items a problem lists.
 SHOWN_FAILURES = 3
 
 T = TypeVar("T")
@@ -133,7 +126,15 @@ def run_check(spec: Spec, sample: int = DEFAULT_SAMPLE, seed: int = 0) -> CheckR
             return found.report(spec.ref)
         values = _json_values(_map_on_worker(spec, items, files, found), found)
         if values:
-            _check_reduce(spec, values, seed, files, found)
+            found.lines.append(
+                check_reduce(
+                    spec,
+                    values,
+                    seed,
+                    functools.partial(_partial, spec, files=files),
+                    functools.partial(_rereduce, spec, files=files),
+                )
+            )
     except CheckFailed as exc:
         found.problems.append(str(exc))
     return found.report(spec.ref)
@@ -247,97 +248,19 @@ def _json_values(mapped: list[tuple[Item, JSON]], found: _Findings) -> list[JSON
     more = f" (and {len(bad) - 1} more items)" if len(bad) > 1 else ""
     found.problems.append(
         f"map() returned a value that is not strict JSON for item {item!r}: "
-        f"{_cut(why)}: {_cut(repr(value))}{more}; return dict, list, str, int, finite float, "
+        f"{cut(why)}: {cut(repr(value))}{more}; return dict, list, str, int, finite float, "
         "bool or None"
     )
     return good
 
 
-def _check_reduce(
-    spec: Spec, values: list[JSON], seed: int, files: frozenset[str], found: _Findings
-) -> None:
-    n = len(values)
-    whole = _partial(spec, values, files)
-    again = _rereduce(spec, [whole], files)
-    if not _agree(spec, again, whole):
-        raise CheckFailed(
-            f"rereduce disagrees with reduce: rereduce([reduce(A)]) = {_shown(again)} but "
-            f"reduce(A) = {_shown(whole)} on {n} sampled items; rereduce must fold partials "
-            "the way reduce folds values"
-        )
-    rng = random.Random(seed)
-    tried = 0
-    for pieces, times in SPLITS:
-        for _ in range(times if n >= pieces else 0):
-            cuts = sorted(rng.sample(range(1, n), pieces - 1))
-            parts = [values[a:b] for a, b in zip([0, *cuts], [*cuts, n], strict=True)]
-            total = _rereduce(spec, [_partial(spec, part, files) for part in parts], files)
-            if not _agree(spec, total, whole):
-                raise CheckFailed(_split_problem(total, whole, [len(p) for p in parts]))
-            tried += 1
-    found.lines.append(f"reduce(): strict JSON; rereduce() agrees with it on {tried} random splits")
-
-
-def _split_problem(total: JSON, whole: JSON, sizes: list[int]) -> str:
-    names = "ABC"[: len(sizes)]
-    partials = ", ".join(f"reduce({x})" for x in names)
-    return (
-        f"rereduce disagrees with reduce: rereduce([{partials}]) = {_shown(total)} but "
-        f"reduce({'+'.join(names)}) = {_shown(whole)} on a split of {sum(sizes)} sampled "
-        f"items into {' + '.join(map(str, sizes))}; rereduce must fold partials the way "
-        "reduce folds values"
-    )
-
-
-def _partial(spec: Spec, values: Sequence[JSON], files: frozenset[str]) -> JSON:
+def _partial(spec: Spec, values: Sequence[JSON], *, files: frozenset[str]) -> JSON:
     """reduce() as the consumer runs it, then the JSON round trip of the results tube."""
-    return _round_trip("reduce()", _call("reduce()", spec.reduce, files, values))
+    return round_trip("reduce()", _call("reduce()", spec.reduce, files, values))
 
 
-def _rereduce(spec: Spec, partials: Sequence[JSON], files: frozenset[str]) -> JSON:
-    return _round_trip("rereduce()", _call("rereduce()", spec.rereduce, files, partials))
-
-
-def _round_trip(hook: str, value: JSON) -> JSON:
-    try:
-        text = wire.dumps(value)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise CheckFailed(
-            f"{hook} returned a value that is not strict JSON: {_cut(str(exc))}: "
-            f"{_cut(repr(value))}"
-        ) from None
-    back: JSON = json.loads(text)
-    return back
-
-
-def _agree(spec: Spec, a: JSON, b: JSON) -> bool:
-    """Equal states; or, for a ready reducer whose state is a sketch (its bytes depend on
-    the order of merges: Distinct, GroupBy's count of other groups), the reducer's own
-    `equivalent()`, else equal results as describe() shows them."""
-    if _same(a, b):
-        return True
-    reducer = spec.reducer
-    if reducer is None:
-        return False
-    equivalent = getattr(reducer, "equivalent", None)
-    if callable(equivalent):
-        return bool(equivalent(a, b))
-    return reducer.describe(a) == reducer.describe(b)
-
-
-def _same(a: JSON, b: JSON) -> bool:
-    """Equal after the wire, floats to a relative tolerance (sums in another order differ)."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        if isinstance(a, int) and isinstance(b, int):
-            return a == b
-        return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    return type(a) is type(b) and a == b
+def _rereduce(spec: Spec, partials: Sequence[JSON], *, files: frozenset[str]) -> JSON:
+    return round_trip("rereduce()", _call("rereduce()", spec.rereduce, files, partials))
 
 
 def _estimate(population: int | None, items_per_s: float) -> str:
@@ -390,12 +313,4 @@ def _load_problem(ref: str, exc: Exception) -> str:
 
 def _describe(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
-    return _cut(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
-
-
-def _shown(value: JSON) -> str:
-    return _cut(json.dumps(value))
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+    return cut(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)

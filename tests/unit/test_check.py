@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from beanmill import exitcodes
-from beanmill.check import CheckReport, _same, check_ref, quick_check, run_check
+from beanmill.check import CheckReport, check_ref, quick_check, run_check
+from beanmill.check_agree import same
 from beanmill.errors import CheckFailed
 from beanmill.jobspec import load_spec
 from beanmill.jsontypes import JSON
@@ -51,9 +52,9 @@ def test_a_rereduce_that_folds_otherwise_than_reduce_fails_showing_both_values()
 
 def test_float_totals_agree_to_a_relative_tolerance_not_bit_for_bit() -> None:
     assert check("FloatMean").ok
-    assert _same(0.1 + 0.2, 0.3) and _same({"m": [1.0, 2]}, {"m": [1.0 + 1e-14, 2.0]})
-    assert not _same(1.0, 1.0001) and not _same(True, 1) and not _same([1], [1, 1])
-    assert not _same({"a": 1}, {"b": 1}) and not _same("1", 1) and _same(None, None)
+    assert same(0.1 + 0.2, 0.3) and same({"m": [1.0, 2]}, {"m": [1.0 + 1e-14, 2.0]})
+    assert not same(1.0, 1.0001) and not same(True, 1) and not same([1], [1, 1])
+    assert not same({"a": 1}, {"b": 1}) and not same("1", 1) and same(None, None)
 
 
 def test_a_map_value_of_nan_fails_naming_the_item() -> None:
