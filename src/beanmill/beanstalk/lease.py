@@ -16,7 +16,8 @@ the holder in LeaseHeld, and it tells a holder that reconnects (its connection b
 beanstalkd restarted and gave the job back as ready) whether anyone else held the lease in
 between: every winner rewrites the record before it returns from `acquire`.
 
-The race is in lease_race.py, the record in lease_record.py; this module holds the steps.
+The lock connection and the race are in lease_lock.py, the record in lease_record.py; this
+module holds the steps (acquire, renew/keep, reacquire, release).
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ LEASE_TTR_S = 3600
 RENEW_EVERY_S = 60.0
 
 log = structlog.get_logger()
-
 
 __all__ = ["RENEW_EVERY_S", "Holder", "Lease", "LeaseHeld", "LeaseLost", "hold", "lease_tube"]
 

@@ -1,11 +1,5 @@
-"""A lease's lock job: the connection that holds it, and the race to take it (see lease.py
-for why the race is safe).
-
-Acquiring: reserve the ready job, or, when the tube is empty, put one and reserve it. A holder
-counts as the winner only if, once it holds its job, the tube's ready + reserved jobs are
-exactly 1. A loser deletes what it holds and what it put, and tries again after a short
-random pause.
-"""
+"""A lease's lock job: the connection that holds it, and the race to take it (lease.py says
+why a holder that counts exactly one ready-or-reserved job in the tube is the only winner)."""
 
 from __future__ import annotations
 
