@@ -116,6 +116,7 @@ def show_config(ctx: click.Context, commands: tuple[str, ...]) -> None:
 )
 @accept_unsigned_ids_option
 @http_options
+@click.option("--no-live", is_flag=True, help="plain progress lines even on a terminal")
 def run(
     spec: str,
     data_dir: Path | None,
@@ -142,11 +143,13 @@ def run(
     accept_unsigned_ids: bool,
     http: str | None,
     http_public: bool,
+    no_live: bool,
 ) -> None:
     """Run SPEC to the end on this machine (Ctrl-C stops; the same command resumes).
 
     Exit status: 0 every item counted; 3 finished with failed items; 4 an error in the
     spec's code; 2 a usage or configuration error; 130 stopped before the end."""
+    from beanmill.live import live_wanted
     from beanmill.supervisor import RunOptions, run_job
 
     logs.configure(log_level, log_format, role="run")
@@ -176,6 +179,7 @@ def run(
         secret_file=secret_file,
         accept_unsigned_ids=accept_unsigned_ids,
         http=served,
+        live=live_wanted(no_live),
     )
     sys.exit(run_job(loaded, opts, install_stop_handlers()))
 

@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import IO
 
 import structlog
 
@@ -30,8 +31,9 @@ from beanmill.ending import EndConditions
 from beanmill.errors import BeanmillError
 from beanmill.identity import population_of
 from beanmill.jobspec import Spec
+from beanmill.live import Line, NoLine
 from beanmill.signing import create_secret, load_secret
-from beanmill.source import DEFAULT_BATCH_SIZE
+from beanmill.source import DEFAULT_BATCH_SIZE, population_size
 from beanmill.web import HttpAddress
 
 log = structlog.get_logger()
@@ -74,6 +76,8 @@ class RunOptions:
     accept_unsigned_ids: bool = False
     #: Served by the reducer, which holds what the dashboard shows.
     http: HttpAddress | None = None
+    #: One updating line on a terminal (live_line.py); the roles' output goes to run.log.
+    live: bool = False
 
     @property
     def checkpoint(self) -> Path:
@@ -94,12 +98,19 @@ class Role:
     restarts: int = 0
     failures: list[float] = field(default_factory=list)
     finished: bool = False
+    #: Its stdout and stderr; None: run's own.
+    output: IO[bytes] | None = None
 
     def start(self) -> None:
         """In a process group of its own, so a terminal's Ctrl-C reaches only `run`, which
         asks each role to stop once; a role dies with `run` (PR_SET_PDEATHSIG)."""
         self.proc = subprocess.Popen(
-            self.argv, stdin=subprocess.DEVNULL, process_group=0, preexec_fn=die_with_parent
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self.output,
+            stderr=self.output,
+            process_group=0,
+            preexec_fn=die_with_parent,
         )
 
     def signal(self, signum: int) -> None:
@@ -261,15 +272,30 @@ def run_job(spec: Spec, opts: RunOptions, stop: threading.Event) -> int:
         for i in range(opts.consumers)
     ]
     roles.append(Role("reducer", _argv("reducer", spec, address, opts)))
+    live = _live_line(spec, opts, roles)
     try:
-        return _supervise(roles, stop, opts, server)
+        return _supervise(roles, stop, opts, server, live)
     finally:
+        live.close()
         for role in roles:
             role.signal(signal.SIGTERM)
         _wait_all(roles)
         if server is not None:
             datadir.forget_address(opts.data_dir)
             server.stop()
+
+
+def _live_line(spec: Spec, opts: RunOptions, roles: list[Role]) -> Line:
+    if not opts.live:
+        return NoLine()
+    from beanmill.live_line import LiveLine  # tqdm: only on a terminal
+
+    live = LiveLine(
+        spec.name, opts.data_dir, opts.checkpoint, opts.ending, population_size(spec.items())
+    )
+    for role in roles:
+        role.output = live.log
+    return live
 
 
 def _nap(roles: list[Role], timeout: float) -> None:
@@ -307,13 +333,19 @@ def _wait_all(roles: list[Role]) -> None:
 
 
 def _supervise(
-    roles: list[Role], stop: threading.Event, opts: RunOptions, server: Beanstalkd | None
+    roles: list[Role],
+    stop: threading.Event,
+    opts: RunOptions,
+    server: Beanstalkd | None,
+    live: Line | None = None,
 ) -> int:
     for role in roles:
         role.start()
     reducer = roles[-1]
+    live = live or NoLine()
     while True:
         _nap(roles, POLL_S)
+        live.tick()
         if stop.is_set():
             break
         if server is not None and not server.running():
@@ -332,6 +364,7 @@ def _supervise(
                 role.finished = True
                 continue
             if rc in FATAL_EXITS:
+                live.close()
                 return rc  # the role printed a one-line error (bad spec, corrupt checkpoint)
             if rc > 0:  # it failed by itself; a death by signal (OOM, kill) is not its fault
                 now = time.monotonic()
@@ -346,7 +379,9 @@ def _supervise(
             log.warning("role_restarted", role=role.name, exit=rc, restarts=role.restarts)
             role.start()
         if reducer.finished:
+            live.close()
             return _final(opts)
+    live.close()
     print("stopping: finishing the batches in hand; press Ctrl-C again to stop now", flush=True)
     for role in roles:
         role.signal(signal.SIGTERM)

@@ -1,0 +1,149 @@
+"""The live line's arithmetic: the recent rate, the items left to the end target, the text.
+
+Pure, so each piece is tested without a terminal; live_line.py draws it with tqdm.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+from beanmill.ending import EndConditions, half_width, min_items_to_stop, point, stop_targets
+from beanmill.jsontypes import JSON
+from beanmill.progress import duration
+
+#: The rate is over this many seconds of samples: the checkpoint moves once per commit
+#: (every few seconds), so a shorter window would swing between 0 and twice the rate.
+RATE_WINDOW_S = 15.0
+
+
+class RateTracker:
+    """Items per second over the last RATE_WINDOW_S, from (time, items) samples."""
+
+    def __init__(self, window: float = RATE_WINDOW_S) -> None:
+        self.window = window
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def add(self, now: float, items: int) -> None:
+        if self.samples and items < self.samples[-1][1]:
+            self.samples.clear()  # a checkpoint moved away or reset: start over
+        self.samples.append((now, items))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= self.window:
+            self.samples.popleft()
+
+    @property
+    def rate(self) -> float:
+        if len(self.samples) < 2:
+            return 0.0
+        (t0, n0), (t1, n1) = self.samples[0], self.samples[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def _items_for(est: dict[str, JSON], items: int, conds: EndConditions) -> float | None:
+    """Items at which one estimate's interval meets --until-ci / --until-rel-ci, from the
+    half-width shrinking as 1/sqrt(n): n* = n (h / h*)^2."""
+    half = half_width(est)
+    value = point(est)
+    n = est.get("n")
+    n = n if isinstance(n, int) and n > 0 else items
+    goals = [conds.until_ci] if conds.until_ci is not None else []
+    if conds.until_rel_ci is not None and value:
+        goals.append(conds.until_rel_ci * abs(value))
+    if half is None or n <= 0 or not goals:
+        return None
+    goal = max(goals)  # either condition stops the job
+    needed = max(n * (half / goal) ** 2 if goal > 0 else math.inf, min_items_to_stop(est))
+    return items * needed / n  # fields with missing values see fewer than `items`
+
+
+def target_items(
+    conds: EndConditions, items: int, estimate: dict[str, JSON] | None, population: int | None
+) -> int | None:
+    """Items at which the job will stop: --max-items, the projected --until-* target, or the
+    population, whichever comes first; None when nothing says."""
+    ends: list[float] = [population] if population else []
+    if conds.max_items is not None:
+        ends.append(conds.max_items)
+    if conds.need_estimate and estimate:
+        targets = stop_targets(estimate)
+        if conds.until_field is not None:
+            targets = {k: v for k, v in targets.items() if k == conds.until_field}
+        needed = [_items_for(est, items, conds) for est in targets.values()]
+        if targets and None not in needed:
+            ends.append(max(n for n in needed if n is not None))  # every field must meet it
+    if not ends:
+        return None
+    return max(items, math.ceil(min(ends)))
+
+
+def eta_seconds(items: int, target: int | None, rate: float) -> float | None:
+    if target is None or rate <= 0:
+        return None
+    return max(0, target - items) / rate
+
+
+def estimate_text(estimate: dict[str, JSON] | None, field: str | None = None) -> str:
+    """`est 12.5±0.31`: the estimate the stop rule reads (--until-field's, else the first)."""
+    targets = stop_targets(estimate) if estimate else {}
+    if field is not None and field in targets:
+        targets = {field: targets[field]}
+    for name, est in targets.items():
+        value, half = point(est), half_width(est)
+        if value is None or half is None:
+            continue
+        label = f"{name}=" if name else ""
+        return f"est {label}{value:.6g}±{half:.2g}"
+    return ""
+
+
+@dataclass(frozen=True)
+class LineFacts:
+    """What the line says after the bar."""
+
+    rate: float
+    eta: float | None
+    sampling_to: int | None = None
+    estimate: str = ""
+    failed: int = 0
+    buried: int = 0
+
+
+def postfix(facts: LineFacts) -> str:
+    """Rate, ETA (to the sampling target when there is one), estimate, failures."""
+    parts = [f"{facts.rate:,.0f} items/s"]
+    if facts.eta is not None:
+        to = f" to ~{facts.sampling_to:,} items" if facts.sampling_to is not None else ""
+        parts.append(f"ETA {duration(facts.eta)}{to}")
+    if facts.estimate:
+        parts.append(facts.estimate)
+    if facts.failed:
+        parts.append(f"{facts.failed:,} failed")
+    if facts.buried:
+        parts.append(f"{facts.buried:,} buried")
+    return " | ".join(parts)
+
+
+class Line(Protocol):
+    """What `run` calls: redraw now and then; end before printing the result."""
+
+    def tick(self, force: bool = False) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NoLine:
+    """Off a terminal: the reducer's plain progress lines say it all."""
+
+    def tick(self, force: bool = False) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def live_wanted(no_live: bool) -> bool:
+    """The live line only where a person watches: a terminal, not a pipe, file or journal."""
+    return not no_live and sys.stdout.isatty()
