@@ -105,7 +105,8 @@ class LineFacts:
 
     rate: float
     eta: float | None
-    sampling_to: int | None = None
+    #: The ETA (and the bar) run to the projected --until-* target, not to the population.
+    to_target: bool = False
     estimate: str = ""
     failed: int = 0
     buried: int = 0
@@ -115,8 +116,7 @@ def postfix(facts: LineFacts) -> str:
     """Rate, ETA (to the sampling target when there is one), estimate, failures."""
     parts = [f"{facts.rate:,.0f} items/s"]
     if facts.eta is not None:
-        to = f" to ~{facts.sampling_to:,} items" if facts.sampling_to is not None else ""
-        parts.append(f"ETA {duration(facts.eta)}{to}")
+        parts.append(f"ETA {duration(facts.eta)}{' to target' if facts.to_target else ''}")
     if facts.estimate:
         parts.append(facts.estimate)
     if facts.failed:

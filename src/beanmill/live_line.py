@@ -101,10 +101,14 @@ class LiveLine:
         total = self._total(snap)
         sampling = self.ending.need_estimate and not snap.complete
         target = target_items(self.ending, snap.items, snap.estimate, total)
+        if snap.stopped_because is not None:
+            total = snap.items  # an end condition met: that was the target
+        elif sampling and target is not None:
+            total = target  # the bar runs to the projected --until-* target
         facts = LineFacts(
             rate=self.rates.rate,
             eta=None if snap.complete else eta_seconds(snap.items, target, self.rates.rate),
-            sampling_to=target if sampling and target != total else None,
+            to_target=sampling and target is not None,
             estimate=estimate_text(snap.estimate, self.ending.until_field),
             failed=snap.failed_items,
             buried=snap.errors,

@@ -85,8 +85,8 @@ def test_estimate_text_reads_the_estimate_the_stop_rule_reads() -> None:
 
 
 def test_postfix_says_rate_eta_target_estimate_and_failures() -> None:
-    facts = LineFacts(rate=1234.4, eta=90, sampling_to=40_000, estimate="est 1±0.1", failed=3)
-    assert postfix(facts) == "1,234 items/s | ETA 1m30s to ~40,000 items | est 1±0.1 | 3 failed"
+    facts = LineFacts(rate=1234.4, eta=90, to_target=True, estimate="est 1±0.1", failed=3)
+    assert postfix(facts) == "1,234 items/s | ETA 1m30s to target | est 1±0.1 | 3 failed"
     assert postfix(LineFacts(rate=0, eta=None, buried=2)) == "0 items/s | 2 buried"
 
 
