@@ -1,4 +1,4 @@
-"""The live line's arithmetic: the recent rate, the items left to the end target, the text.
+"""The live line's arithmetic: the items left to the end target, the ETA, the text.
 
 Pure, so each piece is tested without a terminal; live_line.py draws it with tqdm.
 """
@@ -7,39 +7,12 @@ from __future__ import annotations
 
 import math
 import sys
-from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
 from beanmill.ending import EndConditions, half_width, min_items_to_stop, point, stop_targets
 from beanmill.jsontypes import JSON
 from beanmill.progress import duration
-
-#: The rate is over this many seconds of samples: the checkpoint moves once per commit
-#: (every few seconds), so a shorter window would swing between 0 and twice the rate.
-RATE_WINDOW_S = 15.0
-
-
-class RateTracker:
-    """Items per second over the last RATE_WINDOW_S, from (time, items) samples."""
-
-    def __init__(self, window: float = RATE_WINDOW_S) -> None:
-        self.window = window
-        self.samples: deque[tuple[float, int]] = deque()
-
-    def add(self, now: float, items: int) -> None:
-        if self.samples and items < self.samples[-1][1]:
-            self.samples.clear()  # a checkpoint moved away or reset: start over
-        self.samples.append((now, items))
-        while len(self.samples) > 2 and now - self.samples[1][0] >= self.window:
-            self.samples.popleft()
-
-    @property
-    def rate(self) -> float:
-        if len(self.samples) < 2:
-            return 0.0
-        (t0, n0), (t1, n1) = self.samples[0], self.samples[-1]
-        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
 
 
 def _items_for(est: dict[str, JSON], items: int, conds: EndConditions) -> float | None:

@@ -18,7 +18,8 @@ from tqdm import tqdm
 from beanmill.checkpoint_store import Snapshot, read_snapshot
 from beanmill.ending import EndConditions
 from beanmill.errors import BeanmillError
-from beanmill.live import LineFacts, RateTracker, estimate_text, eta_seconds, postfix, target_items
+from beanmill.live import LineFacts, estimate_text, eta_seconds, postfix, target_items
+from beanmill.metrics import RateTracker
 
 #: The roles' output while the live line is on.
 LOG_FILE = "run.log"
@@ -97,7 +98,7 @@ class LiveLine:
             return None
 
     def _draw(self, snap: Snapshot, now: float) -> None:
-        self.rates.add(now, snap.items)
+        rate = self.rates.add(snap.items, now) or 0.0  # the rate /metrics reports
         total = self._total(snap)
         sampling = self.ending.need_estimate and not snap.complete
         target = target_items(self.ending, snap.items, snap.estimate, total)
@@ -106,8 +107,8 @@ class LiveLine:
         elif sampling and target is not None:
             total = target  # the bar runs to the projected --until-* target
         facts = LineFacts(
-            rate=self.rates.rate,
-            eta=None if snap.complete else eta_seconds(snap.items, target, self.rates.rate),
+            rate=rate,
+            eta=None if snap.complete else eta_seconds(snap.items, target, rate),
             to_target=sampling and target is not None,
             estimate=estimate_text(snap.estimate, self.ending.until_field),
             failed=snap.failed_items,

@@ -1,4 +1,4 @@
-"""The live line's pure parts: rate, items to the end target, ETA, the text; and its log relay."""
+"""The live line's pure parts: items to the end target, ETA, the text; and its log relay."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from beanmill.ending import MIN_ITEMS_FOR_CI, EndConditions
 from beanmill.jsontypes import JSON
 from beanmill.live import (
     LineFacts,
-    RateTracker,
     estimate_text,
     eta_seconds,
     postfix,
@@ -20,18 +19,6 @@ from beanmill.live_line import LiveLine
 
 def one(value: float, half: float, n: int) -> dict[str, JSON]:
     return {"value": value, "ci95": [value - half, value + half], "n": n}
-
-
-def test_rate_is_items_over_the_window_and_restarts_when_items_go_back() -> None:
-    rates = RateTracker(window=10)
-    assert rates.rate == 0
-    for t in range(21):
-        rates.add(float(t), 100 * t + (500 if t > 5 else 0))  # a jump of 500 at t=6
-    assert rates.rate == 100  # the jump left the 10 s window
-    rates.add(21.0, 50)
-    assert rates.rate == 0
-    rates.add(23.0, 250)
-    assert rates.rate == 100
 
 
 def test_target_items_follows_the_half_width_shrinking_as_one_over_root_n() -> None:
