@@ -210,3 +210,30 @@ def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
             serve_checkpoint(JOB, path, first.address)
     finally:
         first.close()
+
+
+def test_a_finished_job_lingers_only_until_an_open_page_has_polled_the_end(
+    tmp_path: Path,
+) -> None:
+    path = checkpoint(tmp_path)
+    server = serve_checkpoint(JOB, path, HttpAddress("127.0.0.1", 0))
+    base = f"http://{server.address}"
+    try:
+        with urllib.request.urlopen(base + "/metrics", timeout=10) as resp:
+            resp.read()
+        assert not server.server.watched(), "a scrape is not a page: no linger for it"
+        with urllib.request.urlopen(base + "/api/status", timeout=10) as resp:
+            assert json.load(resp)["complete"] is False
+        assert server.server.watched()
+        assert not server.server.end_shown.is_set()
+        ckpt = Checkpoint(path, JOB)
+        try:
+            ckpt.commit(total=42, items=30, applied=[], stopped_because="max items reached")
+        finally:
+            ckpt.close()
+        with urllib.request.urlopen(base + "/api/status", timeout=10) as resp:
+            assert json.load(resp)["complete"] is True
+        # set by the server's thread once the body is sent: waited for, not raced
+        assert server.server.end_shown.wait(10), "the page has the end: close at once"
+    finally:
+        server.close(linger=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http import HTTPStatus
@@ -22,8 +23,11 @@ from beanmill.web.address import HttpAddress
 
 log = structlog.get_logger()
 
-#: After a job finishes the server answers this much longer, so open pages show the end.
+#: After a job finishes the server answers up to this much longer, so an open page shows the
+#: end; only while a page polls (a scrape of /metrics or nobody watching ends it at once).
 LINGER_S = 2.5
+#: serve_forever's poll: shutdown() waits for it, and every role's exit with it.
+POLL_S = 0.05
 STATIC_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -49,8 +53,12 @@ class _Handler(BaseHTTPRequestHandler):
                     HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(self.server.registry)
                 )
             elif path == "/api/status" and self.server.status is not None:
-                body = json.dumps(self.server.status(), allow_nan=False).encode()
+                doc = self.server.status()
+                body = json.dumps(doc, allow_nan=False).encode()
+                self.server.polled_at = time.monotonic()
                 self._send(HTTPStatus.OK, "application/json", body)
+                if doc.get("complete") is True:
+                    self.server.end_shown.set()  # sent: the page has the end
             elif (name := _static_name(path)) is not None and self.server.status is not None:
                 suffix = name[name.rfind(".") :]
                 self._send(HTTPStatus.OK, STATIC_TYPES[suffix], static_file(name))
@@ -91,6 +99,12 @@ class _Server(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         super().__init__((address.host, address.port), _Handler)
         self.registry, self.status = registry, status
+        self.polled_at: float | None = None
+        self.end_shown = threading.Event()
+
+    def watched(self) -> bool:
+        """A page polled /api/status lately (it polls every second or two)."""
+        return self.polled_at is not None and time.monotonic() - self.polled_at < LINGER_S
 
 
 class HttpServer:
@@ -108,14 +122,16 @@ class HttpServer:
         host, port = self.server.server_address[:2]
         self.address = HttpAddress(str(host), int(port))
         self.thread = threading.Thread(
-            target=self.server.serve_forever, name="beanmill-http", daemon=True
+            target=self.server.serve_forever, args=(POLL_S,), name="beanmill-http", daemon=True
         )
         self.thread.start()
         log.info("http_serving", url=f"http://{self.address}/")
 
     def close(self, linger: bool = False) -> None:
-        if linger:
-            threading.Event().wait(LINGER_S)  # a pause for open pages, not synchronisation
+        """With `linger`, an open page gets to fetch the finished job first (up to LINGER_S);
+        with no page open the role exits at once: watching must not slow the run."""
+        if linger and self.server.watched():
+            self.server.end_shown.wait(LINGER_S)
         self.server.shutdown()
         self.server.server_close()
         self.thread.join()
