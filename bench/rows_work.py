@@ -64,8 +64,9 @@ def pool_rate(ctx: Context, work: Work, chunk: int | None = None) -> tuple[float
     return work.n / wall, total, children_cpu() - cpu0
 
 
-def run_cmd(ctx: Context, work: Work) -> tuple[float, int, float]:
-    """Wall time of `beanmill run` as a user types it, start to exit, nothing subtracted."""
+def run_cmd(ctx: Context, work: Work, *extra: str) -> tuple[float, int, float]:
+    """Wall time of `beanmill run` as a user types it, start to exit, nothing subtracted;
+    `extra` options are added to its command line."""
     d = ctx.workdir(f"run-{work.key}")
     argv = [
         PY,
@@ -82,6 +83,7 @@ def run_cmd(ctx: Context, work: Work) -> tuple[float, int, float]:
     ]
     if work.batch is not None:
         argv += ["--batch-size", str(work.batch)]
+    argv += extra
     cpu0 = children_cpu()
     start = time.perf_counter()
     proc = ctx.procs.spawn(argv, env=ctx.env(work.n), cwd=d, out=d / "stdout", err=d / "stderr")

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import rows_bare
 import rows_memory
+import rows_metrics
 import rows_peers
 import rows_reducer
 import rows_work
@@ -34,7 +35,7 @@ import workloads
 from harness import BENCH, Context, Outcome, Procs, say, sizes
 from report import machine, write_results
 
-ROWS = ("cpu", "trivial", "io", "bare", "producer", "reducer", "peers")
+ROWS = ("cpu", "trivial", "io", "bare", "producer", "reducer", "metrics", "peers")
 
 
 def calibrate() -> tuple[int, float]:
@@ -142,6 +143,7 @@ def _plan(ctx: Context) -> dict[str, list[tuple[str, Callable[[], None]]]]:
         "bare": [("bare_ids", lambda: rows_bare.bare_row(ctx))],
         "producer": [("producer_rss", lambda: rows_memory.producer_row(ctx))],
         "reducer": [("reducer", lambda: rows_reducer.reducer_row(ctx))],
+        "metrics": [("metrics_cost", lambda: rows_metrics.metrics_row(ctx))],
         "peers": [("peers", lambda: rows_peers.peers(ctx, ["celery", "rq"]))],
     }
 

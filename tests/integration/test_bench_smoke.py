@@ -19,7 +19,8 @@ def test_the_bench_smoke_run_prints_a_result_per_row_and_writes_the_table(
     tmp_path: Path,
 ) -> None:
     results = tmp_path / "RESULTS.md"
-    args = ["--smoke", "--only", "cpu,bare,reducer", "--cpu-rounds", "20", "--results", results]
+    only = "cpu,bare,reducer,metrics"
+    args = ["--smoke", "--only", only, "--cpu-rounds", "20", "--results", results]
     proc = subprocess.run(
         [sys.executable, BENCH, *map(str, args)],
         capture_output=True,
@@ -37,6 +38,7 @@ def test_the_bench_smoke_run_prints_a_result_per_row_and_writes_the_table(
         ("cpu_map", "pool2"),
         ("bare_ids", "greenstalk_loop"),
         ("reducer_commit", "limit_20ms"),
+        ("metrics_cost", "metrics_off"),
     ]:
         assert name in rows, proc.stdout
         assert rows[name]["baseline"] == baseline
