@@ -76,7 +76,7 @@ def estimate_text(estimate: dict[str, JSON] | None, field: str | None = None) ->
 class LineFacts:
     """What the line says after the bar."""
 
-    rate: float
+    rate: float | None
     eta: float | None
     #: The ETA (and the bar) run to the projected --until-* target, not to the population.
     to_target: bool = False
@@ -87,7 +87,7 @@ class LineFacts:
 
 def postfix(facts: LineFacts) -> str:
     """Rate, ETA (to the sampling target when there is one), estimate, failures."""
-    parts = [f"{facts.rate:,.0f} items/s"]
+    parts = [] if facts.rate is None else [f"{facts.rate:,.0f} items/s"]
     if facts.eta is not None:
         parts.append(f"ETA {duration(facts.eta)}{' to target' if facts.to_target else ''}")
     if facts.estimate:

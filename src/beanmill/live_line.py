@@ -1,7 +1,8 @@
 """`beanmill run` on a terminal: one updating line drawn from the checkpoint the reducer writes.
 
 The roles stay as they are: their stdout and stderr go to DATA_DIR/run.log, and what is not
-a progress line is written above the live line, so a warning never lands on top of it.
+a progress line is written above the live line, as are run's own log events, so a warning
+never lands on top of it.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, TextIO, cast
 
+import structlog
 from tqdm import tqdm
 
 from beanmill.checkpoint_store import Snapshot, read_snapshot
@@ -40,16 +42,20 @@ class LiveLine:
         ending: EndConditions,
         population: int | None,
         out: IO[str] | None = None,
+        err: IO[str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.job, self.checkpoint, self.ending = job, checkpoint, ending
         self.population, self.clock = population, clock
         self.out = out if out is not None else sys.stdout
+        self.err = err if err is not None else sys.stderr
         self.log_path = data_dir / LOG_FILE
         #: Handed to every role as its stdout and stderr (append: a restart adds to it).
         self.log: IO[bytes] = open(self.log_path, "ab")  # noqa: SIM115 (closed in close())
         self.read_at = self.log.tell()
         self.rates = RateTracker()
+        #: When the live line first read the checkpoint, and its items then.
+        self.first: tuple[float, int] | None = None
         self.last_tick = -TICK_S
         self.closed = False
         self.bar = tqdm(
@@ -61,6 +67,9 @@ class LiveLine:
             mininterval=0,
             bar_format=WITH_TOTAL,
         )
+        self.logger_factory = structlog.get_config()["logger_factory"]
+        above = cast("TextIO", _AboveTheLine(self.err))  # structlog calls write and flush only
+        structlog.configure(logger_factory=structlog.WriteLoggerFactory(above))
 
     def tick(self, force: bool = False) -> None:
         """Redraw from the checkpoint, at most every TICK_S (the supervisor calls it often)."""
@@ -81,6 +90,7 @@ class LiveLine:
         self.closed = True
         self.bar.close()
         self.log.close()
+        structlog.configure(logger_factory=self.logger_factory)
 
     def _total(self, snap: Snapshot | None) -> int | None:
         total = (snap.end_items if snap is not None else None) or self.population
@@ -98,7 +108,11 @@ class LiveLine:
             return None
 
     def _draw(self, snap: Snapshot, now: float) -> None:
-        rate = self.rates.add(snap.items, now) or 0.0  # the rate /metrics reports
+        rate = self.rates.add(snap.items, now)  # the rate /metrics reports, once it has one
+        if self.first is None:
+            self.first = (now, snap.items)
+        elif rate is None and now > self.first[0]:  # its first seconds: the mean so far
+            rate = (snap.items - self.first[1]) / (now - self.first[0])
         total = self._total(snap)
         sampling = self.ending.need_estimate and not snap.complete
         target = target_items(self.ending, snap.items, snap.estimate, total)
@@ -108,7 +122,7 @@ class LiveLine:
             total = target  # the bar runs to the projected --until-* target
         facts = LineFacts(
             rate=rate,
-            eta=None if snap.complete else eta_seconds(snap.items, target, rate),
+            eta=None if snap.complete else eta_seconds(snap.items, target, rate or 0.0),
             to_target=sampling and target is not None,
             estimate=estimate_text(snap.estimate, self.ending.until_field),
             failed=snap.failed_items,
@@ -131,4 +145,19 @@ class LiveLine:
         for raw in chunk[:done].splitlines():
             line = raw.decode(errors="replace")
             if line and not line.startswith(f"[{self.job}]"):
-                tqdm.write(line, file=self.out)
+                tqdm.write(line, file=self.err)
+
+
+class _AboveTheLine:
+    """A file for structlog that writes its lines above the live line (tqdm clears it, writes,
+    and draws it again)."""
+
+    def __init__(self, err: IO[str]) -> None:
+        self.err = err
+
+    def write(self, text: str) -> int:
+        tqdm.write(text, file=self.err, end="")
+        return len(text)
+
+    def flush(self) -> None:
+        self.err.flush()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import structlog
+
 from beanmill.ending import MIN_ITEMS_FOR_CI, EndConditions
 from beanmill.jsontypes import JSON
 from beanmill.live import (
@@ -75,18 +77,22 @@ def test_postfix_says_rate_eta_target_estimate_and_failures() -> None:
     facts = LineFacts(rate=1234.4, eta=90, to_target=True, estimate="est 1±0.1", failed=3)
     assert postfix(facts) == "1,234 items/s | ETA 1m30s to target | est 1±0.1 | 3 failed"
     assert postfix(LineFacts(rate=0, eta=None, buried=2)) == "0 items/s | 2 buried"
+    assert postfix(LineFacts(rate=None, eta=None)) == "", "no rate yet: none shown"
 
 
 def test_the_roles_log_goes_above_the_line_but_their_progress_lines(tmp_path: Path) -> None:
-    out = io.StringIO()
-    live = LiveLine("squares", tmp_path, tmp_path / "none.sqlite", EndConditions(), 100, out=out)
+    out, err = io.StringIO(), io.StringIO()
+    live = LiveLine("squares", tmp_path, tmp_path / "none.sqlite", EndConditions(), 100, out, err)
     live.log.write(b'{"event": "role_warned"}\n[squares] 10/100 items\n{"event": "half')
     live.tick(force=True)
-    shown = out.getvalue()
+    structlog.get_logger().warning("run_warned")
+    shown = err.getvalue()
+    assert "run_warned" in shown, "run's own log goes above the line too"
     assert '{"event": "role_warned"}' in shown
     assert "[squares] 10/100 items" not in shown
     assert '"half' not in shown, "a line is shown once it is whole"
     live.log.write(b' done"}\n')
     live.close()
-    assert '"half done"}' in out.getvalue()
+    assert '"half done"}' in err.getvalue()
+    assert "[squares]" in out.getvalue(), "the bar is on stdout"
     assert (tmp_path / "run.log").read_bytes().count(b"\n") == 3
