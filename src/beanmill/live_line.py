@@ -58,14 +58,15 @@ class LiveLine:
         self.first: tuple[float, int] | None = None
         self.last_tick = -TICK_S
         self.closed = False
+        total = None if ending.need_estimate else self._total(None)
         self.bar = tqdm(
-            total=self._total(None),
+            total=total,
             desc=f"[{job}]",
             file=self.out,
             dynamic_ncols=True,
             leave=True,
             mininterval=0,
-            bar_format=WITH_TOTAL,
+            bar_format=WITH_TOTAL if total else WITHOUT_TOTAL,
         )
         self.logger_factory = structlog.get_config()["logger_factory"]
         above = cast("TextIO", _AboveTheLine(self.err))  # structlog calls write and flush only
@@ -108,18 +109,17 @@ class LiveLine:
             return None
 
     def _draw(self, snap: Snapshot, now: float) -> None:
-        rate = self.rates.add(snap.items, now)  # the rate /metrics reports, once it has one
-        if self.first is None:
-            self.first = (now, snap.items)
-        elif rate is None and now > self.first[0]:  # its first seconds: the mean so far
-            rate = (snap.items - self.first[1]) / (now - self.first[0])
+        rate = self._rate(snap.items, now)
         total = self._total(snap)
         sampling = self.ending.need_estimate and not snap.complete
-        target = target_items(self.ending, snap.items, snap.estimate, total)
+        # Sampling ends at the projected --until-* target: unknown until there is an estimate.
+        target = target_items(self.ending, snap.items, snap.estimate, None if sampling else total)
+        if target is not None and total is not None:
+            target = min(target, total)
         if snap.stopped_because is not None:
             total = snap.items  # an end condition met: that was the target
-        elif sampling and target is not None:
-            total = target  # the bar runs to the projected --until-* target
+        elif sampling:
+            total = target  # the bar runs to the target, not the population
         facts = LineFacts(
             rate=rate,
             eta=None if snap.complete else eta_seconds(snap.items, target, rate or 0.0),
@@ -133,6 +133,15 @@ class LiveLine:
         self.bar.n = snap.items
         self.bar.set_postfix_str(postfix(facts), refresh=False)
         self.bar.refresh()
+
+    def _rate(self, items: int, now: float) -> float | None:
+        """The rate /metrics reports, once it has one; in its first seconds the mean so far."""
+        rate = self.rates.add(items, now)
+        if self.first is None:
+            self.first = (now, items)
+        elif rate is None and now > self.first[0]:
+            rate = (items - self.first[1]) / (now - self.first[0])
+        return rate
 
     def _relay_log(self) -> None:
         """The roles' new complete lines, but their plain progress lines (the bar says it)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import pty
 import re
@@ -94,3 +95,19 @@ def test_through_a_pipe_run_prints_the_plain_lines(procs: Procs, tmp_path: Path)
     assert f"[squares] complete | {ITEMS:,}/{ITEMS:,} items (100.0%)" in out
     assert f"result: {squares_answer(ITEMS)}" in out
     assert not (tmp_path / "data" / "run.log").exists()
+
+
+def test_when_sampling_the_bar_runs_to_the_target_and_shows_the_estimate(tmp_path: Path) -> None:
+    example = Path(__file__).parents[2] / "examples" / "sampled_mean.py"
+    args = [
+        "run", f"{example}:RecordSize", "--data-dir", str(tmp_path / "data"),
+        "--order", "random", "--seed", "3", "--until-rel-ci", "0.01", "--batch-size", "100",
+    ]  # fmt: skip
+    rc, out = run_on_a_terminal(args, {"SAMPLED_CYCLES": "2442", "BEANMILL_LOG_FORMAT": "json"})
+    assert rc == 0, out[-2000:]
+    frames = [f for f in re.split(r"[\r\n]", out) if f.startswith("[recordsize]")]
+    last = frames[-1]
+    n = json.loads(out.split("result: ", 1)[1].splitlines()[0])["n"]
+    assert f" {n}/{n} items" in last and "100%" in last, "the end condition was the target"
+    assert re.search(r"est \d+(\.\d+)?±\d", last), last
+    assert f"/{4096 * 2442} items" not in out, "no bar over the whole population"
