@@ -20,6 +20,7 @@ from tqdm import tqdm
 from beanmill.checkpoint_store import Snapshot, read_snapshot
 from beanmill.ending import EndConditions
 from beanmill.errors import BeanmillError
+from beanmill.files import open_private_append
 from beanmill.live import LineFacts, estimate_text, eta_seconds, postfix, target_items
 from beanmill.metrics import RateTracker
 
@@ -50,8 +51,9 @@ class LiveLine:
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
         self.log_path = data_dir / LOG_FILE
-        #: Handed to every role as its stdout and stderr (append: a restart adds to it).
-        self.log: IO[bytes] = open(self.log_path, "ab")  # noqa: SIM115 (closed in close())
+        #: Handed to every role as its stdout and stderr (append: a restart adds to it); 0600,
+        #: as the progress file: errors in it may quote items.
+        self.log = open_private_append(self.log_path)
         self.read_at = self.log.tell()
         self.rates = RateTracker()
         #: When the live line first read the checkpoint, and its items then.

@@ -99,7 +99,7 @@ class Role:
     failures: list[float] = field(default_factory=list)
     finished: bool = False
     #: Its stdout and stderr; None: run's own.
-    output: IO[bytes] | None = None
+    output: IO[str] | None = None
 
     def start(self) -> None:
         """In a process group of its own, so a terminal's Ctrl-C reaches only `run`, which

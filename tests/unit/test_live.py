@@ -83,7 +83,7 @@ def test_postfix_says_rate_eta_target_estimate_and_failures() -> None:
 def test_the_roles_log_goes_above_the_line_but_their_progress_lines(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     live = LiveLine("squares", tmp_path, tmp_path / "none.sqlite", EndConditions(), 100, out, err)
-    live.log.write(b'{"event": "role_warned"}\n[squares] 10/100 items\n{"event": "half')
+    live.log.write('{"event": "role_warned"}\n[squares] 10/100 items\n{"event": "half')
     live.tick(force=True)
     structlog.get_logger().warning("run_warned")
     shown = err.getvalue()
@@ -91,8 +91,10 @@ def test_the_roles_log_goes_above_the_line_but_their_progress_lines(tmp_path: Pa
     assert '{"event": "role_warned"}' in shown
     assert "[squares] 10/100 items" not in shown
     assert '"half' not in shown, "a line is shown once it is whole"
-    live.log.write(b' done"}\n')
+    live.log.write(' done"}\n')
     live.close()
     assert '"half done"}' in err.getvalue()
     assert "[squares]" in out.getvalue(), "the bar is on stdout"
-    assert (tmp_path / "run.log").read_bytes().count(b"\n") == 3
+    log = tmp_path / "run.log"
+    assert log.read_bytes().count(b"\n") == 3
+    assert log.stat().st_mode & 0o777 == 0o600, "errors in it may quote items"
