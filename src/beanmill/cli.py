@@ -154,12 +154,7 @@ def run(
 
     logs.configure(log_level, log_format, role="run")
     served = http_address(http, http_public)
-    loaded = load_spec(spec)
-    check_until_field(loaded.reducer, until_field)
-    if not no_check:
-        from beanmill.check import quick_check
-
-        quick_check(loaded).raise_if_failed()
+    loaded = check_cli.checked_spec(spec, until_field, quick=not no_check)
     opts = RunOptions(
         data_dir=data_dir or Path("beanmill-data") / loaded.name,
         consumers=consumers,
