@@ -12,12 +12,12 @@ from pathlib import Path
 
 import click
 
-from beanmill import check_cli, dashboard_cli, exitcodes, logs, status_cli
-from beanmill.admin import cli as admin_cli
+from beanmill import exitcodes, logs
 from beanmill.config import add_env_vars, default_map, describe_sources, find_config, load_config
 from beanmill.ending import EndConditions, check_until_field
 from beanmill.errors import BeanmillError, UserCodeError
 from beanmill.jobspec import load_spec
+from beanmill.lazycli import LazyGroup
 from beanmill.options import (
     accept_unsigned_ids_option,
     batch_option,
@@ -38,7 +38,7 @@ from beanmill.signals import install_stop_handlers
 from beanmill.web import http_address, http_options
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="beanmill")
 @click.option(
     "--config",
@@ -56,7 +56,10 @@ def cli(ctx: click.Context, config: Path | None) -> None:
     path = find_config(config)
     ctx.meta["config_path"] = path
     if path is not None:
-        ctx.default_map = default_map(load_config(path), cli, path)
+        data = load_config(path)
+        if data:  # its keys are checked against every command's options
+            cli.load_all()
+        ctx.default_map = default_map(data, cli, path)
 
 
 @cli.command(name="config")
@@ -66,6 +69,7 @@ def show_config(ctx: click.Context, commands: tuple[str, ...]) -> None:
     """Print the effective settings of COMMANDS (default: the roles) and where each came from."""
     assert ctx.parent is not None
     path = ctx.parent.meta.get("config_path")
+    cli.load_all()
     click.echo(f"# config file: {path or 'none found'}")
     for name in commands or ("run", "producer", "consumer", "reducer"):
         cmd = cli.commands.get(name)
@@ -353,11 +357,8 @@ def reducer(
     sys.exit(run_reducer(loaded, beanstalkd, checkpoint, opts, install_stop_handlers()))
 
 
-admin_cli.register(cli)
-status_cli.register(cli)
-check_cli.register(cli)
-dashboard_cli.register(cli)
 add_env_vars(cli)
+cli.on_load = add_env_vars  # the operator commands, imported when named
 
 
 def main() -> None:
