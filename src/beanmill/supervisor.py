@@ -11,7 +11,6 @@ import json
 import os
 import select
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -22,12 +21,13 @@ import structlog
 
 from beanmill import datadir, exitcodes
 from beanmill.beanstalk.connection import connect
-from beanmill.beanstalk.server import Beanstalkd, die_with_parent, start_private
+from beanmill.beanstalk.server import Beanstalkd, start_private
 from beanmill.checkpoint import Snapshot, read_snapshot
 from beanmill.consumer import RESULTS_HIGH_WATER
 from beanmill.cursor import check_population, load_cursor
 from beanmill.ending import EndConditions
 from beanmill.errors import BeanmillError
+from beanmill.forkstart import RoleProcess, preload_roles, start_role
 from beanmill.identity import population_of
 from beanmill.jobspec import Spec
 from beanmill.signing import create_secret, load_secret
@@ -90,17 +90,14 @@ class Role:
 
     name: str
     argv: list[str]
-    proc: subprocess.Popen[bytes] | None = None
+    proc: RoleProcess | None = None
     restarts: int = 0
     failures: list[float] = field(default_factory=list)
     finished: bool = False
 
     def start(self) -> None:
-        """In a process group of its own, so a terminal's Ctrl-C reaches only `run`, which
-        asks each role to stop once; a role dies with `run` (PR_SET_PDEATHSIG)."""
-        self.proc = subprocess.Popen(
-            self.argv, stdin=subprocess.DEVNULL, process_group=0, preexec_fn=die_with_parent
-        )
+        """A fork of `run` (already imported) in a process group of its own: see forkstart."""
+        self.proc = start_role(self.argv, self.name)
 
     def signal(self, signum: int) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -246,12 +243,13 @@ def run_job(spec: Spec, opts: RunOptions, stop: threading.Event) -> int:
     server: Beanstalkd | None = None
     address = opts.beanstalkd
     if address is None:
-        server = start_private(opts.data_dir / datadir.BINLOG)
+        server = start_private(opts.data_dir / datadir.BINLOG, meanwhile=preload_roles)
         address = server.address
         log.info("beanstalkd_started", address=address, binlog=str(server.binlog_dir))
         datadir.write_address(opts.data_dir, address)
     else:
         connect(address).close()  # fail now, with the clear message, not in every child
+        preload_roles()
     if opts.http is not None:
         print(f"[{spec.name}] dashboard and /metrics: http://{opts.http}/", flush=True)
     # The reducer starts last: the work can begin without it, its results wait on the queue.
