@@ -43,7 +43,7 @@ def test_producer_consumer_and_reducer_steps_count_every_item_exactly(
 
     producer = Producer(spec, address, tmp_path / "c.json", ProducerOptions(batch_size=50), stop)
     assert producer.start() is None
-    assert steps_until_done(producer) == 6, "five batches, then the end of items()"
+    assert steps_until_done(producer) == 2, "five batches in one round trip, then the end"
     assert producer.cursor.finished and producer.cursor.items_put == 230
     assert producer.finish(stopped=False) == exitcodes.OK
     producer.close()
