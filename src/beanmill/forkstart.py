@@ -72,11 +72,19 @@ class ForkedProcess:
 
 
 def preload_roles() -> None:
-    """Import what every role imports, once, before the forks share it."""
+    """Import what every role imports, once, before the forks share it (ctypes and
+    setproctitle too: each fork would otherwise import them for its PDEATHSIG and title)."""
+    import ctypes
+    import importlib.util
+
     import beanmill.cli
     import beanmill.consumer
     import beanmill.producer
     import beanmill.reducer  # noqa: F401
+
+    del ctypes
+    if importlib.util.find_spec("setproctitle") is not None:
+        import setproctitle  # noqa: F401
 
 
 def can_fork() -> bool:
