@@ -26,7 +26,7 @@ from beanmill.errors import MalformedMessage, UserCodeError
 from beanmill.jobspec import Spec
 from beanmill.mapping import Mapper
 from beanmill.notify import Notifier
-from beanmill.pacing import Grouping, ResultsGate
+from beanmill.pacing import Grouping, ResultsGate, items_of
 from beanmill.retries import (
     RetryPolicy,
     failed_record,
@@ -265,7 +265,7 @@ class Consumer:
         self, group: list[tuple[greenstalk.Job[bytes], Batch]], jobs: list[greenstalk.Job[bytes]]
     ) -> None:
         began = time.monotonic()
-        outcomes = self.mapper.map([i for _, batch in group for i in batch.items], self.keep_alive)
+        outcomes = self.mapper.map(items_of(group), self.keep_alive)
         partials, start = [], 0
         for _, batch in group:
             end = start + len(batch.items)
