@@ -22,6 +22,12 @@ MIN_ITEMS_FOR_CI = 30
 #: not help: a rule on the sample's skewness selects samples that have not seen the tail.
 SKEW_FACTOR = 25
 
+#: Default of --min-items-to-stop: no stop on an interval before this many items. Below it
+#: the normal interval under-covers heavy tails at a coarse target, and the skewness rule
+#: cannot tell, since a sample that has not met the tail looks unskewed (docs/sampling.md's
+#: coverage table, tests/unit/test_coverage.py).
+MIN_ITEMS_TO_STOP = 30_000
+
 
 @runtime_checkable
 class Estimates(Protocol):
@@ -48,6 +54,8 @@ class EndConditions:
     until_rel_ci: float | None = None
     #: With Fields: only this field's interval decides; None: every estimating field's.
     until_field: str | None = None
+    #: --min-items-to-stop: an interval met before this many items does not stop the run.
+    min_items_to_stop: int = MIN_ITEMS_TO_STOP
 
     @property
     def need_estimate(self) -> bool:
@@ -83,7 +91,7 @@ def point(estimate: dict[str, JSON]) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def min_items_to_stop(estimate: dict[str, JSON]) -> int:
+def skew_min_items(estimate: dict[str, JSON]) -> int:
     """No stop on an interval from fewer values: MIN_ITEMS_FOR_CI, and the skewness rule."""
     g1 = estimate.get("skewness")
     if not isinstance(g1, int | float):
@@ -94,7 +102,7 @@ def min_items_to_stop(estimate: dict[str, JSON]) -> int:
 def _field_met(conds: EndConditions, est: dict[str, JSON], items: int) -> tuple[str, float] | None:
     """Which condition one estimate meets ("ci" or "rel") and its measure; None if none."""
     n = est.get("n")
-    if (n if isinstance(n, int) else items) < min_items_to_stop(est):
+    if (n if isinstance(n, int) else items) < skew_min_items(est):
         return None
     half = half_width(est)
     if half is None:
@@ -113,6 +121,23 @@ def stop_reason(conds: EndConditions, items: int, estimate: dict[str, JSON] | No
     With several fields, every estimating field (or --until-field's) must meet it."""
     if conds.max_items is not None and items >= conds.max_items:
         return f"max items reached ({items:,} >= {conds.max_items:,})"
+    if items < conds.min_items_to_stop:
+        return None
+    return interval_met(conds, items, estimate)
+
+
+def held_back(conds: EndConditions, items: int, estimate: dict[str, JSON] | None) -> str | None:
+    """An interval stop that --min-items-to-stop holds back, in words; None if there is none."""
+    if items >= conds.min_items_to_stop:
+        return None
+    met = interval_met(conds, items, estimate)
+    if met is None:
+        return None
+    return f"{met} at {items:,} items: held until {conds.min_items_to_stop:,} (--min-items-to-stop)"
+
+
+def interval_met(conds: EndConditions, items: int, estimate: dict[str, JSON] | None) -> str | None:
+    """The interval conditions (--until-ci, --until-rel-ci) that hold now, in words."""
     if estimate is None or items < MIN_ITEMS_FOR_CI or not conds.need_estimate:
         return None
     targets = stop_targets(estimate)
@@ -129,6 +154,30 @@ def stop_reason(conds: EndConditions, items: int, estimate: dict[str, JSON] | No
     if kinds == {"rel"}:
         return f"95% interval relative half-width {worst:.4g} <= {conds.until_rel_ci:g}{which}"
     return f"95% intervals within --until-ci or --until-rel-ci{which}"
+
+
+class StopRule:
+    """The end conditions as the reducer applies them over a run: a stop that
+    --min-items-to-stop holds back is said once, on the next progress line, so an operator
+    sees why a run whose interval looks tight goes on."""
+
+    def __init__(self, conds: EndConditions) -> None:
+        self.conds = conds
+        self._note: str | None = None
+        self._told = False
+
+    def reason(self, items: int, estimate: dict[str, JSON] | None) -> str | None:
+        """stop_reason, noting the first stop held back."""
+        reason = stop_reason(self.conds, items, estimate)
+        if reason is None and not self._told:
+            self._note = held_back(self.conds, items, estimate)
+            self._told = self._note is not None
+        return reason
+
+    def take_note(self) -> str:
+        """The held-back note for a progress line (once), or ""."""
+        note, self._note = self._note, None
+        return f" ({note})" if note else ""
 
 
 def check_until_field(reducer: object, field: str | None) -> None:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from beanmill.ending import MIN_ITEMS_TO_STOP
 from beanmill.signing import Signer, load_secret
 from beanmill.source import DEFAULT_BATCH_SIZE
 
@@ -96,6 +97,14 @@ def ending_options(fn: F) -> F:
         default=None,
         metavar="NAME",
         help="with a Fields reducer: only this field's interval decides [default: every field]",
+    )(fn)
+    fn = click.option(
+        "--min-items-to-stop",
+        type=click.IntRange(0),
+        default=MIN_ITEMS_TO_STOP,
+        show_default=True,
+        help="no stop on --until-ci/--until-rel-ci before this many items: intervals from "
+        "fewer under-cover heavy tails (docs/sampling.md)",
     )(fn)
     return fn
 

@@ -27,7 +27,7 @@ from beanmill.checkpoint import Checkpoint
 from beanmill.commit_policy import Staging, commit_due, interval
 from beanmill.crashpoint import crashpoint
 from beanmill.driver import drive
-from beanmill.ending import EndConditions
+from beanmill.ending import EndConditions, StopRule
 from beanmill.errors import BadSignature, QueueLost
 from beanmill.fold import Fold
 from beanmill.jobspec import Spec
@@ -86,6 +86,7 @@ class Reducer:
         self.fold = Fold(self.ckpt, self.snap, spec.rereduce)
         self.population = population_size(spec.items())
         self.estimator = estimator(spec, self.population)
+        self.stop_rule = StopRule(opts.ending)
         self.reporter = ProgressReporter(
             spec,
             out,
@@ -94,6 +95,7 @@ class Reducer:
             progress_file=opts.progress_file,
             population=self.population,
             start=self.snap,
+            stop_rule=self.stop_rule,
         )
         self.last_commit = time.monotonic()
         self.caught_up = False
@@ -177,7 +179,7 @@ class Reducer:
         if self._due():
             self.commit()
             progress = self.reporter.progress(self.snap)
-            reason = early_stop(self.spec, self.opts.ending, self.snap, progress)
+            reason = early_stop(self.spec, self.stop_rule, self.snap, progress)
             if reason is not None:
                 self.commit(stopped_because=reason)
                 log.info("job_stopped_early", reason=reason)

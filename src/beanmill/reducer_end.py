@@ -9,7 +9,7 @@ from beanmill import exitcodes
 from beanmill.beanstalk.connection import Queue
 from beanmill.checkpoint import Snapshot
 from beanmill.control import finished_record
-from beanmill.ending import EndConditions, Estimates, Estimator, stop_reason
+from beanmill.ending import Estimates, Estimator, StopRule
 from beanmill.errors import QueueLost
 from beanmill.jobspec import Progress, Spec
 from beanmill.signing import Signer, signed
@@ -18,11 +18,11 @@ from beanmill.wire import FinishedRecord, encode_finished
 log = structlog.get_logger()
 
 
-def early_stop(spec: Spec, ending: EndConditions, snap: Snapshot, progress: Progress) -> str | None:
+def early_stop(spec: Spec, rule: StopRule, snap: Snapshot, progress: Progress) -> str | None:
     """An end condition that holds now, for a job that is not finished already."""
     if snap.complete:
         return None
-    reason = stop_reason(ending, snap.items, snap.estimate)
+    reason = rule.reason(snap.items, snap.estimate)
     if reason is None and spec.done(snap.total, progress):
         reason = "done() returned true"
     return reason

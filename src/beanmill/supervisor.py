@@ -157,6 +157,7 @@ def _reducer_flags(opts: RunOptions) -> list[tuple[str, object]]:
         ("--until-ci", ending.until_ci),
         ("--until-rel-ci", ending.until_rel_ci),
         ("--until-field", ending.until_field),
+        ("--min-items-to-stop", ending.min_items_to_stop),
         ("--progress-file", opts.progress_file),
         ("--http", opts.http),
         ("--http-public", bool(opts.http)),  # run checked the address already
