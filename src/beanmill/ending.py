@@ -133,7 +133,8 @@ def held_back(conds: EndConditions, items: int, estimate: dict[str, JSON] | None
     met = interval_met(conds, items, estimate)
     if met is None:
         return None
-    return f"{met} at {items:,} items: held until {conds.min_items_to_stop:,} (--min-items-to-stop)"
+    least = conds.min_items_to_stop
+    return f"stop held back to --min-items-to-stop {least:,}: {met} at {items:,} items"
 
 
 def interval_met(conds: EndConditions, items: int, estimate: dict[str, JSON] | None) -> str | None:

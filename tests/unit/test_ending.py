@@ -89,8 +89,8 @@ def test_an_interval_met_before_min_items_to_stop_is_held_back() -> None:
     tight = est(100, 0.5, n=4_999)
     assert stop_reason(conds, 4_999, tight) is None
     assert held_back(conds, 4_999, tight) == (
-        "95% interval relative half-width 0.005 <= 0.01 at 4,999 items: "
-        "held until 5,000 (--min-items-to-stop)"
+        "stop held back to --min-items-to-stop 5,000: "
+        "95% interval relative half-width 0.005 <= 0.01 at 4,999 items"
     )
     assert stop_reason(conds, 5_000, est(100, 0.5, n=5_000)) is not None
     assert held_back(conds, 5_000, est(100, 0.5, n=5_000)) is None
@@ -111,7 +111,8 @@ def test_the_reducer_says_a_held_back_stop_once() -> None:
     assert rule.reason(2_000, est(100, 0.5, n=2_000)) is None
     assert rule.reason(3_000, est(100, 0.4, n=3_000)) is None
     note = rule.take_note()
-    assert note.startswith(" (95% interval relative half-width 0.005 <= 0.01 at 2,000 items")
+    assert note.startswith(" (stop held back to --min-items-to-stop 5,000: 95% interval")
+    assert note.endswith("at 2,000 items)")
     assert rule.take_note() == ""
     assert rule.reason(4_000, est(100, 0.4, n=4_000)) is None
     assert rule.take_note() == "", "said once"
