@@ -1,6 +1,7 @@
 """When a job is finished: every batch applied, or an end condition met on the estimate.
 
-Pure functions over what the reducer knows, so each condition is easy to test on its own.
+Pure functions over what the reducer knows, so each condition is easy to test on its own;
+StopRule adds only the memory that a held-back stop was already said.
 """
 
 from __future__ import annotations
