@@ -155,7 +155,6 @@ def run(
     from beanmill.supervisor import RunOptions, run_job
 
     logs.configure(log_level, log_format, role="run")
-    served = http_address(http, http_public)
     loaded = load_spec(spec)
     check_until_field(loaded.reducer, until_field)
     if not no_check:
@@ -180,7 +179,7 @@ def run(
         map_timeout=map_timeout,
         secret_file=secret_file,
         accept_unsigned_ids=accept_unsigned_ids,
-        http=served,
+        http=http_address(http, http_public),
     )
     sys.exit(run_job(loaded, opts, install_stop_handlers()))
 
