@@ -18,7 +18,7 @@ import greenstalk
 import structlog
 
 from beanmill import exitcodes
-from beanmill.beanstalk.connection import Queue
+from beanmill.beanstalk.connection import Queue, still_held
 from beanmill.control import finished_record
 from beanmill.crashpoint import crashpoint
 from beanmill.driver import drive
@@ -324,10 +324,14 @@ class Consumer:
         if not self.held:
             return
         if self.touch_every is None:
-            self.touch_every = max(0.5, self.queue.ttr(self.held[0]) / 2)
+            ttr = self.queue.ttr(self.held[0])
+            if ttr is None:  # gone already: the touch below finds out which are
+                self.last_touch, ttr = 0.0, 1
+            self.touch_every = max(0.5, ttr / 2)
         now = time.monotonic()
         if now - self.last_touch >= self.touch_every:
-            self.queue.touch_many([job.id for job in self.held])
+            if self.queue.touch_many([job.id for job in self.held]) < len(self.held):
+                self.held = still_held(self.queue, self.held)
             log.debug("jobs_touched", jobs=len(self.held), held_s=round(now - self.last_touch, 1))
             self.last_touch = now
 
