@@ -30,6 +30,9 @@ def waited(seconds: float) -> Callable[[], bool]:
 def test_a_consumer_host_cut_off_past_the_ttr_then_healed_counts_each_item_once(
     mill: Mill,
 ) -> None:
+    """Cut off mid-batch, its job either goes to the other host after the TTR (and the
+    healed consumer's touch meets NOT_FOUND) or, where beanstalkd lost the timer, stays with
+    it; either way the healed consumer goes on, without a traceback, to a clean exit."""
     reducer = mill.start_all()
     cut = mill.consumer_hosts[0]
     mill.wait_for_items(600, "both consumer hosts work")
