@@ -14,7 +14,7 @@ from support import beanstalkd_counts, spec_ref, status, wait_for
 BEANSTALKD_PORT = 11300
 #: Small, so a lost batch comes back within seconds; consumers touch at half of it.
 TTR_S = 2
-ITEMS = 6000
+ITEMS = 4000
 BATCH = 50
 
 
