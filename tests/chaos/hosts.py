@@ -78,7 +78,7 @@ class Host:
     def run(self, *args: str, env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
         """`beanmill ARGS` on this host, started with `ip netns exec`; its output goes to
         `<cwd>/<netns>-<role>-<n>.log` (a pipe nobody reads would block it)."""
-        log = cwd / f"{self.netns}-{args[0]}-{len(self.procs)}.log"
+        log = cwd / f"{self.netns}-{args[0]}-{len(self.logs)}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", self.netns, sys.executable, "-m", "beanmill", *args],
