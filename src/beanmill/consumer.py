@@ -323,15 +323,11 @@ class Consumer:
         self.notifier.watchdog()
         if not self.held:
             return
-        if self.touch_every is None:
-            ttr = self.queue.ttr(self.held[0])
-            if ttr is None:  # gone already: the touch below finds out which are
-                self.last_touch, ttr = 0.0, 1
-            self.touch_every = max(0.5, ttr / 2)
+        if self.touch_every is None:  # a TTR of None: the job is gone, the touch drops it
+            self.touch_every = max(0.5, (self.queue.ttr(self.held[0]) or 0) / 2)
         now = time.monotonic()
         if now - self.last_touch >= self.touch_every:
-            if self.queue.touch_many([job.id for job in self.held]) < len(self.held):
-                self.held = still_held(self.queue, self.held)
+            self.held = still_held(self.queue, self.held)
             log.debug("jobs_touched", jobs=len(self.held), held_s=round(now - self.last_touch, 1))
             self.last_touch = now
 

@@ -85,4 +85,6 @@ def test_a_job_gone_before_its_first_touch_is_dropped_without_a_crash(
     taken_by_another(consumer, other, job_id)
     consumer._hold([job])
     consumer.keep_alive()  # its TTR cannot be read: the job is gone
+    consumer.last_touch = 0.0
+    consumer.keep_alive()
     assert consumer.held == []

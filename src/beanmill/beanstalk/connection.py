@@ -175,10 +175,12 @@ class Queue(Peeks):
 
 
 def still_held(queue: Queue, jobs: list[greenstalk.Job[bytes]]) -> list[greenstalk.Job[bytes]]:
-    """The jobs this connection still holds, after a touch met NOT_FOUND: their TTR ran out
-    while its host was cut off (or paused), and another consumer may have them now. The
-    lost ones are no longer touched; their partial, if put, is a duplicate that the
-    reducer's ledger drops, and their delete finds nothing."""
+    """Touch the jobs in hand; those this connection still holds. A touch that meets
+    NOT_FOUND means the job's TTR ran out while its host was cut off (or paused), and another
+    consumer may have it now: it is no longer touched; its partial, if put, is a duplicate
+    that the reducer's ledger drops, and its delete finds nothing."""
+    if queue.touch_many([job.id for job in jobs]) == len(jobs):
+        return jobs
     kept = [job for job in jobs if queue.touch(job)]
     log.warning(
         "jobs_lost_while_held",
