@@ -18,6 +18,7 @@ import greenstalk
 import structlog
 
 from beanmill import exitcodes
+from beanmill.beanstalk.binlog_flag import flag_waits
 from beanmill.beanstalk.connection import Queue, still_held
 from beanmill.control import finished_record
 from beanmill.crashpoint import crashpoint
@@ -102,6 +103,7 @@ class Consumer:
             stop=stop,
             tick=self.keep_alive,
         )
+        flag_waits(self.queue.binlog_waits, address, spec.name, "consumer")
         self.mapper = Mapper(spec.map, opts.threads, opts.map_timeout, self._thread_setup)
         self.storm, self.grouping = Storm(), Grouping()
         self.gate = ResultsGate(opts.results_high_water)

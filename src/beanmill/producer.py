@@ -12,6 +12,7 @@ from typing import TypeVar
 import structlog
 
 from beanmill import exitcodes
+from beanmill.beanstalk.binlog_flag import flag_waits
 from beanmill.beanstalk.connection import Queue
 from beanmill.beanstalk.lease import RENEW_EVERY_S, hold
 from beanmill.control import finished_record
@@ -69,6 +70,7 @@ class Producer:
             stop=stop,
             tick=self.notifier.watchdog,
         )
+        flag_waits(self.queue.binlog_waits, address, spec.name, "producer")
         # One producer per job: two would put their batches twice and race on the cursor.
         self.lease = hold(address, spec.name, "producer", self.queue.binlog_waits)
         self.putter = Putter(self.queue, self.items_tube, self.layout, opts, spec.version)

@@ -21,6 +21,7 @@ import greenstalk
 import structlog
 
 from beanmill import exitcodes, reducer_commit
+from beanmill.beanstalk.binlog_flag import flag_waits
 from beanmill.beanstalk.connection import Queue
 from beanmill.beanstalk.lease import hold
 from beanmill.checkpoint import Checkpoint
@@ -79,6 +80,7 @@ class Reducer:
             stop=stop,
             tick=self.notifier.watchdog,
         )
+        flag_waits(self.queue.binlog_waits, address, spec.name, "reducer")
         # One reducer per job, from any host: a second one would split the results.
         self.lease = hold(address, spec.name, "reducer", self.queue.binlog_waits)
         self.ckpt = Checkpoint(checkpoint, spec.name)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import click
 
 from beanmill import datadir
+from beanmill.beanstalk.binlog_flag import BinlogFull, waiting_at
 from beanmill.checkpoint import read_snapshot
 from beanmill.errors import BeanmillError
 from beanmill.progress import status_lines
@@ -28,13 +30,32 @@ def checkpoint_path(checkpoint: Path | None, data_dir: Path | None) -> Path:
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True, help="one JSON object")
-def status(checkpoint: Path | None, data_dir: Path | None, as_json: bool) -> None:
+@click.option(
+    "--beanstalkd",
+    default=None,
+    metavar="HOST:PORT",
+    help="also ask it which roles wait on its full binlog disk [default with --data-dir: "
+    "the running `run`'s]",
+)
+def status(
+    checkpoint: Path | None, data_dir: Path | None, as_json: bool, beanstalkd: str | None
+) -> None:
     """Read a checkpoint (safe while the reducer runs)."""
-    snap = read_snapshot(checkpoint_path(checkpoint, data_dir))
+    path = checkpoint_path(checkpoint, data_dir)
+    snap = read_snapshot(path)
+    address = beanstalkd or (datadir.live_address(data_dir) if data_dir else None)
+    waiting = waiting_at(address, snap.job) if address else None
     if as_json:
-        click.echo(json.dumps(snap.as_json()))
+        binlog = None if waiting is None else [w.as_json() for w in waiting]
+        click.echo(json.dumps({**snap.as_json(), "binlog_full": binlog}))
         return
-    click.echo("\n".join(status_lines(snap)))
+    click.echo("\n".join(status_lines(snap) + _machine_lines(waiting)))
+
+
+def _machine_lines(waiting: list[BinlogFull] | None) -> list[str]:
+    """The roles waiting for beanstalkd's binlog disk."""
+    now = time.time()
+    return [f"waiting:  {w.describe(now)}" for w in waiting or ()]
 
 
 @click.command()
