@@ -28,6 +28,7 @@ from beanmill.options import (
     logging_options,
     order_option,
     progress_file_option,
+    rebuild_option,
     retry_options,
     secret_file_option,
     seed_option,
@@ -120,6 +121,7 @@ def show_config(ctx: click.Context, commands: tuple[str, ...]) -> None:
 )
 @accept_unsigned_ids_option
 @http_options
+@rebuild_option
 def run(
     spec: str,
     data_dir: Path | None,
@@ -147,6 +149,7 @@ def run(
     accept_unsigned_ids: bool,
     http: str | None,
     http_public: bool,
+    rebuild: bool,
 ) -> None:
     """Run SPEC to the end on this machine (Ctrl-C stops; the same command resumes).
 
@@ -180,6 +183,7 @@ def run(
         secret_file=secret_file,
         accept_unsigned_ids=accept_unsigned_ids,
         http=http_address(http, http_public),
+        rebuild=rebuild,
     )
     sys.exit(run_job(loaded, opts, install_stop_handlers()))
 
@@ -204,6 +208,7 @@ def _seed(order: str, seed: int | None) -> int | None:
 @seed_option
 @connect_retry_option
 @secret_file_option
+@rebuild_option
 @logging_options
 def producer(
     spec: str,
@@ -216,6 +221,7 @@ def producer(
     seed: int | None,
     connect_retry: float,
     secret_file: Path | None,
+    rebuild: bool,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -232,6 +238,7 @@ def producer(
         seed=_seed(order, seed),
         connect_retry=connect_retry,
         signer=signer_of(secret_file),
+        rebuild=rebuild,
     )
     path = state or Path("beanmill-data") / loaded.name / "cursor.json"
     sys.exit(run_producer(loaded, beanstalkd, path, opts, install_stop_handlers()))
@@ -318,6 +325,7 @@ def consumer(
 @connect_retry_option
 @secret_file_option
 @http_options
+@rebuild_option
 @logging_options
 def reducer(
     spec: str,
@@ -336,6 +344,7 @@ def reducer(
     secret_file: Path | None,
     http: str | None,
     http_public: bool,
+    rebuild: bool,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -354,6 +363,7 @@ def reducer(
         connect_retry=connect_retry,
         signer=signer_of(secret_file),
         http=http_address(http, http_public),
+        rebuild=rebuild,
     )
     sys.exit(run_reducer(loaded, beanstalkd, checkpoint, opts, install_stop_handlers()))
 

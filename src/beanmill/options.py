@@ -164,6 +164,12 @@ def signer_of(secret_file: Path | None) -> Signer | None:
     return None if secret_file is None else load_secret(secret_file)
 
 
+rebuild_option = click.option(
+    "--rebuild",
+    is_flag=True,
+    help="after the checkpoint went back in time (a lost -wal, an old copy): accept it, and "
+    "have the producer put again every batch it lacks (see docs/operations.md)",
+)
 batch_option = click.option(
     "--batch-size",
     type=click.IntRange(1),

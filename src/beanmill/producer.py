@@ -32,6 +32,7 @@ from beanmill.jobspec import Spec
 from beanmill.jsontypes import Item
 from beanmill.notify import Notifier
 from beanmill.putahead import PUT_AHEAD, Group, Putter, items_in, take
+from beanmill.rebuild import serve_rebuild
 from beanmill.signing import Signer, signed
 from beanmill.source import DEFAULT_BATCH_SIZE, batches, population_size
 from beanmill.usercode import user_frame
@@ -53,6 +54,8 @@ class ProducerOptions:
     priority: int = 2**31
     connect_retry: float = 0.0
     signer: Signer | None = None
+    #: Wait for the reducer's rebuild request at start, and serve it (rebuild.py).
+    rebuild: bool = False
 
 
 class Producer:
@@ -133,6 +136,7 @@ class Producer:
             tag = job_tag(self.spec.name, self.spec.version, self.layout.tag, None, "")
             cursor = replace(cursor, identity=tag)
         self.identity, self.cursor = cursor.identity, cursor
+        serve_rebuild(self, wait=self.opts.rebuild)
         if cursor.finished:
             self._put_end(cursor)
             log.info("producer_already_finished", batches=cursor.next_batch, items=cursor.items_put)

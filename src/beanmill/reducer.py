@@ -33,6 +33,7 @@ from beanmill.errors import BadSignature, QueueLost
 from beanmill.fold import Fold
 from beanmill.jobspec import Spec
 from beanmill.notify import Notifier
+from beanmill.rebuild import accept_rollback, rebuild_due, request_rebuild
 from beanmill.reducer_end import announce_finished, early_stop, estimator, exit_code, state
 from beanmill.reducer_progress import ProgressReporter
 from beanmill.reducer_retries import put_retries
@@ -55,6 +56,8 @@ class ReducerOptions:
     connect_retry: float = 0.0
     signer: Signer | None = None
     http: HttpAddress | None = None
+    #: Accept a checkpoint that went back in time, and have its missing batches put again.
+    rebuild: bool = False
 
 
 class Reducer:
@@ -83,6 +86,8 @@ class Reducer:
         flag_waits(self.queue.binlog_waits, address, spec.name, "reducer")
         # One reducer per job, from any host: a second one would split the results.
         self.lease = hold(address, spec.name, "reducer", self.queue.binlog_waits)
+        if opts.rebuild:
+            accept_rollback(checkpoint)
         self.ckpt = Checkpoint(checkpoint, spec.name)
         self.snap = self.ckpt.snapshot()
         self.fold = Fold(self.ckpt, self.snap, spec.rereduce)
@@ -103,6 +108,8 @@ class Reducer:
         self.caught_up = False
         #: Retries committed but maybe not put: at start, and after a lost connection.
         self.retries_due = True
+        #: A rebuild's request is put at each start while one is due (rebuild.py).
+        self.request_due = rebuild_due(checkpoint)
 
     def _stage(self, job: greenstalk.Job[bytes]) -> None:
         try:
@@ -147,12 +154,15 @@ class Reducer:
     def start(self) -> int | None:
         if self.snap.complete:
             self.reporter.print(self.snap, "already " + state(self.snap))
-            announce_finished(self.queue, self.spec, self.snap, self.opts.signer)
+            announce_finished(self.queue, self.spec, self.snap, self.opts.signer, self.ckpt.path)
             return exit_code(self.snap)
         log.info("reducer_started", items=self.snap.items, batches=self.snap.batches)
         return None
 
     def step(self, now: float) -> int | None:
+        if self.request_due:  # first: it has the retries put again
+            request_rebuild(self.queue, self.spec, self.ckpt, self.opts.signer)
+            self.request_due = False
         if self.retries_due:
             self.put_retries()
             self.retries_due = False
@@ -171,7 +181,7 @@ class Reducer:
                 log.warning("final_commit_skipped", hint="its results come back to the next run")
         self.reporter.print(self.snap, state(self.snap))
         if self.snap.complete:
-            announce_finished(self.queue, self.spec, self.snap, self.opts.signer)
+            announce_finished(self.queue, self.spec, self.snap, self.opts.signer, self.ckpt.path)
         log.info("reducer_stopped", items=self.snap.items, complete=self.snap.complete)
         return exit_code(self.snap) if self.snap.complete else exitcodes.OK
 

@@ -3,6 +3,8 @@ tells every host, and the state and exit code of a finished job."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import structlog
 
 from beanmill import exitcodes
@@ -12,6 +14,7 @@ from beanmill.control import finished_record
 from beanmill.ending import Estimates, Estimator, StopRule
 from beanmill.errors import QueueLost
 from beanmill.jobspec import Progress, Spec
+from beanmill.rebuild import finish_rebuild
 from beanmill.signing import Signer, signed
 from beanmill.wire import FinishedRecord, encode_finished
 
@@ -28,9 +31,11 @@ def early_stop(spec: Spec, rule: StopRule, snap: Snapshot, progress: Progress) -
     return reason
 
 
-def announce_finished(queue: Queue, spec: Spec, snap: Snapshot, signer: Signer | None) -> None:
-    """Tell producers and consumers on every host, through the control tube, and remove
-    the item jobs an early stop left behind. Idempotent: repeated at every start."""
+def announce_finished(
+    queue: Queue, spec: Spec, snap: Snapshot, signer: Signer | None, checkpoint: Path
+) -> None:
+    """Tell producers and consumers on every host, through the control tube, remove the item
+    jobs an early stop left behind, and end a rebuild. Idempotent: repeated at every start."""
     reason = snap.stopped_because or "every batch applied"
     try:
         tube = spec.control_tube
@@ -38,6 +43,7 @@ def announce_finished(queue: Queue, spec: Spec, snap: Snapshot, signer: Signer |
             record = FinishedRecord(reason, snap.items, snap.identity)
             body = signed(signer, encode_finished(record))
             queue.put(spec.control_tube, body, ttr=60)
+        finish_rebuild(queue, spec.name, checkpoint)
         if snap.stopped_because is not None:
             drained = queue.drain(spec.tubes[0])
             log.info("items_drained", jobs=drained, reason=reason)

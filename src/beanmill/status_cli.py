@@ -13,6 +13,7 @@ from beanmill.beanstalk.binlog_flag import BinlogFull, waiting_at
 from beanmill.checkpoint import read_snapshot
 from beanmill.errors import BeanmillError
 from beanmill.progress import status_lines
+from beanmill.rebuild import rebuild_due
 
 
 def register(group: click.Group) -> None:
@@ -45,17 +46,22 @@ def status(
     snap = read_snapshot(path)
     address = beanstalkd or (datadir.live_address(data_dir) if data_dir else None)
     waiting = waiting_at(address, snap.job) if address else None
+    due = rebuild_due(path)
     if as_json:
         binlog = None if waiting is None else [w.as_json() for w in waiting]
-        click.echo(json.dumps({**snap.as_json(), "binlog_full": binlog}))
+        click.echo(json.dumps({**snap.as_json(), "rebuild_due": due, "binlog_full": binlog}))
         return
-    click.echo("\n".join(status_lines(snap) + _machine_lines(waiting)))
+    click.echo("\n".join(status_lines(snap) + _machine_lines(due, waiting)))
 
 
-def _machine_lines(waiting: list[BinlogFull] | None) -> list[str]:
-    """The roles waiting for beanstalkd's binlog disk."""
+def _machine_lines(due: bool, waiting: list[BinlogFull] | None) -> list[str]:
+    """A rebuild under way, and the roles waiting for beanstalkd's binlog disk."""
+    lines = []
+    if due:
+        lines.append("rebuild:  due: the producer re-puts the batches the checkpoint lacks")
     now = time.time()
-    return [f"waiting:  {w.describe(now)}" for w in waiting or ()]
+    lines += [f"waiting:  {w.describe(now)}" for w in waiting or ()]
+    return lines
 
 
 @click.command()

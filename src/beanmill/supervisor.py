@@ -30,6 +30,7 @@ from beanmill.errors import BeanmillError
 from beanmill.forkstart import RoleProcess, preload_roles, start_role
 from beanmill.identity import population_of
 from beanmill.jobspec import Spec
+from beanmill.rebuild import accept_rollback, rebuild_due
 from beanmill.signing import create_secret, load_secret
 from beanmill.source import DEFAULT_BATCH_SIZE
 from beanmill.web import HttpAddress
@@ -74,6 +75,8 @@ class RunOptions:
     accept_unsigned_ids: bool = False
     #: Served by the reducer, which holds what the dashboard shows.
     http: HttpAddress | None = None
+    #: The checkpoint went back in time: accept it and put again what it lacks (rebuild.py).
+    rebuild: bool = False
 
     @property
     def checkpoint(self) -> Path:
@@ -134,6 +137,7 @@ def _producer_flags(opts: RunOptions) -> list[tuple[str, object]]:
         ("--high-water", opts.high_water),
         ("--order", opts.order),
         ("--seed", opts.seed),
+        ("--rebuild", opts.rebuild or rebuild_due(opts.checkpoint)),
     ]
 
 
@@ -161,6 +165,7 @@ def _reducer_flags(opts: RunOptions) -> list[tuple[str, object]]:
         ("--progress-file", opts.progress_file),
         ("--http", opts.http),
         ("--http-public", bool(opts.http)),  # run checked the address already
+        ("--rebuild", opts.rebuild),
     ]
 
 
@@ -226,6 +231,8 @@ def run_job(spec: Spec, opts: RunOptions, stop: threading.Event) -> int:
     saved = load_cursor(opts.cursor)
     if saved is not None:  # before "already finished": an edited items() is not finished
         check_population(saved, population_of(spec.items()), opts.cursor)
+    if opts.rebuild:
+        accept_rollback(opts.checkpoint)
     if opts.checkpoint.exists():
         snap = read_snapshot(opts.checkpoint)
         if snap.job != spec.name:

@@ -46,6 +46,7 @@ def unusual(tmp_path: Path) -> RunOptions:
         results_high_water=321,
         secret_file=tmp_path / "secret",
         accept_unsigned_ids=True,
+        rebuild=True,
     )
 
 
