@@ -3,13 +3,16 @@ accepted; a complete checkpoint needs no rebuild."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from beanmill.checkpoint import Checkpoint, read_snapshot
 from beanmill.errors import CheckpointError
 from beanmill.rebuild import accept_rollback, marker_path, rebuild_due
+from beanmill.status_cli import status
 from beanmill.wire import EndRecord
 
 
@@ -57,3 +60,16 @@ def test_no_checkpoint_yet_is_a_rebuild_of_everything(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
     accept_rollback(path)
     assert rebuild_due(path) and not path.exists()
+
+
+def test_status_says_a_rebuild_is_due_until_it_is_done(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    lose_last_commit(path)
+    accept_rollback(path)
+    shown = CliRunner().invoke(status, ["--checkpoint", str(path)])
+    assert shown.exit_code == 0 and "rebuild:  due" in shown.output
+    as_json = CliRunner().invoke(status, ["--checkpoint", str(path), "--json"])
+    assert json.loads(as_json.output)["rebuild_due"] is True
+    assert json.loads(as_json.output)["binlog_full"] is None  # beanstalkd was not asked
+    marker_path(path).unlink()
+    assert "rebuild" not in CliRunner().invoke(status, ["--checkpoint", str(path)]).output
