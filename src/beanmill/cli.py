@@ -160,10 +160,7 @@ def run(
     logs.configure(log_level, log_format, role="run")
     loaded = load_spec(spec)
     check_until_field(loaded.reducer, until_field)
-    if not no_check:
-        from beanmill.check import quick_check
-
-        quick_check(loaded).raise_if_failed()
+    check_cli.quick_check_unless(loaded, no_check)
     opts = RunOptions(
         data_dir=data_dir or Path("beanmill-data") / loaded.name,
         consumers=consumers,

@@ -103,7 +103,6 @@ class Consumer:
             stop=stop,
             tick=self.keep_alive,
         )
-        flag_waits(self.queue.binlog_waits, address, spec.name, "consumer")
         self.mapper = Mapper(spec.map, opts.threads, opts.map_timeout, self._thread_setup)
         self.storm, self.grouping = Storm(), Grouping()
         self.gate = ResultsGate(opts.results_high_water)
@@ -356,6 +355,7 @@ class Consumer:
 
 def run_consumer(spec: Spec, address: str, opts: ConsumerOptions, stop: threading.Event) -> int:
     consumer = Consumer(spec, address, opts, stop)
+    flag_waits(consumer.queue.binlog_waits, address, spec.name, "consumer")
     server = serve_consumer(consumer, opts.http) if opts.http else None
     rc = drive(consumer, stop)
     if server is not None:

@@ -12,7 +12,6 @@ from typing import TypeVar
 import structlog
 
 from beanmill import exitcodes
-from beanmill.beanstalk.binlog_flag import flag_waits
 from beanmill.beanstalk.connection import Queue
 from beanmill.beanstalk.lease import RENEW_EVERY_S, hold
 from beanmill.control import finished_record
@@ -73,7 +72,6 @@ class Producer:
             stop=stop,
             tick=self.notifier.watchdog,
         )
-        flag_waits(self.queue.binlog_waits, address, spec.name, "producer")
         # One producer per job: two would put their batches twice and race on the cursor.
         self.lease = hold(address, spec.name, "producer", self.queue.binlog_waits)
         self.putter = Putter(self.queue, self.items_tube, self.layout, opts, spec.version)
@@ -90,8 +88,7 @@ class Producer:
         self.last_save = 0.0
 
     def _renew_lease(self) -> None:
-        """At most every RENEW_EVERY_S: a producer waiting on its consumers for hours keeps
-        its lease; a lost one (another producer took over) stops this one."""
+        """At most every RENEW_EVERY_S: held through hours of waiting; a lost one stops us."""
         if time.monotonic() - self.last_renew < RENEW_EVERY_S:
             return
         self.lease.keep()

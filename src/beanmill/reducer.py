@@ -21,7 +21,6 @@ import greenstalk
 import structlog
 
 from beanmill import exitcodes, reducer_commit
-from beanmill.beanstalk.binlog_flag import flag_waits
 from beanmill.beanstalk.connection import Queue
 from beanmill.beanstalk.lease import hold
 from beanmill.checkpoint import Checkpoint
@@ -83,11 +82,8 @@ class Reducer:
             stop=stop,
             tick=self.notifier.watchdog,
         )
-        flag_waits(self.queue.binlog_waits, address, spec.name, "reducer")
         # One reducer per job, from any host: a second one would split the results.
         self.lease = hold(address, spec.name, "reducer", self.queue.binlog_waits)
-        if opts.rebuild:
-            accept_rollback(checkpoint)
         self.ckpt = Checkpoint(checkpoint, spec.name)
         self.snap = self.ckpt.snapshot()
         self.fold = Fold(self.ckpt, self.snap, spec.rereduce)
@@ -108,8 +104,7 @@ class Reducer:
         self.caught_up = False
         #: Retries committed but maybe not put: at start, and after a lost connection.
         self.retries_due = True
-        #: A rebuild's request is put at each start while one is due (rebuild.py).
-        self.request_due = rebuild_due(checkpoint)
+        self.request_due = rebuild_due(checkpoint)  # put a rebuild's request (rebuild.py)
 
     def _stage(self, job: greenstalk.Job[bytes]) -> None:
         try:
@@ -226,6 +221,8 @@ def run_reducer(
     stop: threading.Event,
     out: TextIO = sys.stdout,
 ) -> int:
+    if opts.rebuild:
+        accept_rollback(checkpoint)
     reducer = Reducer(spec, address, checkpoint, opts, stop, out)
     server = serve_reducer(reducer, opts.http) if opts.http else None
     try:

@@ -17,7 +17,6 @@ FUNCTION_LINES = 60
 #: Still over the limit: qualified name (module path with dots, then the class and function
 #: names) to its size today, a cap it must not grow past.
 ALLOWED: dict[str, int] = {
-    "cli.run": 62,
     "consumer.Consumer": 281,
     "mapping.Mapper._run": 66,
     "producer.Producer": 246,
