@@ -7,18 +7,11 @@ import sys
 import click
 
 from beanmill import exitcodes, logs
-from beanmill.check import DEFAULT_SAMPLE, check_ref, quick_check
-from beanmill.jobspec import Spec
+from beanmill.check import DEFAULT_SAMPLE, check_ref
 
 
 def register(group: click.Group) -> None:
     group.add_command(check)
-
-
-def quick_check_unless(spec: Spec, skip: bool) -> None:
-    """`run`'s quick form of the check, before anything starts (skipped with --no-check)."""
-    if not skip:
-        quick_check(spec).raise_if_failed()
 
 
 @click.command()

@@ -31,6 +31,7 @@ from beanmill.options import (
     rebuild_option,
     retry_options,
     secret_file_option,
+    seed_of,
     seed_option,
     signer_of,
     ttr_option,
@@ -155,19 +156,19 @@ def run(
 
     Exit status: 0 every item counted; 3 finished with failed items; 4 an error in the
     spec's code; 2 a usage or configuration error; 130 stopped before the end."""
-    from beanmill.supervisor import RunOptions, run_job
+    from beanmill.supervisor import RunOptions, quick_check_unless, run_job
 
     logs.configure(log_level, log_format, role="run")
     loaded = load_spec(spec)
     check_until_field(loaded.reducer, until_field)
-    check_cli.quick_check_unless(loaded, no_check)
+    quick_check_unless(loaded, no_check)
     opts = RunOptions(
         data_dir=data_dir or Path("beanmill-data") / loaded.name,
         consumers=consumers,
         beanstalkd=beanstalkd,
         batch_size=batch_size,
         order=order,
-        seed=_seed(order, seed),
+        seed=seed_of(order, seed),
         threads=threads,
         ttr=ttr,
         high_water=high_water,
@@ -183,10 +184,6 @@ def run(
         rebuild=rebuild,
     )
     sys.exit(run_job(loaded, opts, install_stop_handlers()))
-
-
-def _seed(order: str, seed: int | None) -> int | None:
-    return (seed if seed is not None else 0) if order == "random" else None
 
 
 @cli.command()
@@ -232,7 +229,7 @@ def producer(
         ttr=ttr,
         high_water=high_water,
         order=order,
-        seed=_seed(order, seed),
+        seed=seed_of(order, seed),
         connect_retry=connect_retry,
         signer=signer_of(secret_file),
         rebuild=rebuild,

@@ -160,6 +160,11 @@ accept_unsigned_ids_option = click.option(
 )
 
 
+def seed_of(order: str, seed: int | None) -> int | None:
+    """The seed a layout uses: 0 for `--order random` without one, None in order."""
+    return (seed if seed is not None else 0) if order == "random" else None
+
+
 def signer_of(secret_file: Path | None) -> Signer | None:
     return None if secret_file is None else load_secret(secret_file)
 

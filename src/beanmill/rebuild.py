@@ -141,7 +141,8 @@ def serve_rebuild(producer: Producer, wait: bool) -> int:
             p.budget = max(1, p.opts.high_water // 10)
             if p.finished_early:
                 break
-        p._retrying(functools.partial(p._put_batch, p.layout.batch_id(seq), tuple(chunk)))
+        put_one = functools.partial(p.putter.put_batch, p.layout.batch_id(seq), tuple(chunk))
+        p._retrying(functools.partial(put_one, p.identity))
         crashpoint("producer.after_rebuild_put")
         p.budget -= 1
         put += 1

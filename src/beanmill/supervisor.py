@@ -225,6 +225,14 @@ def _secret_file(opts: RunOptions) -> Path:
     return path.absolute()
 
 
+def quick_check_unless(spec: Spec, skip: bool) -> None:
+    """`run`'s quick form of `beanmill check`, before anything starts (--no-check skips it)."""
+    if not skip:
+        from beanmill.check import quick_check
+
+        quick_check(spec).raise_if_failed()
+
+
 def run_job(spec: Spec, opts: RunOptions, stop: threading.Event) -> int:
     _make_data_dir(opts.data_dir)
     opts = replace(opts, secret_file=_secret_file(opts))
