@@ -156,12 +156,11 @@ def run(
 
     Exit status: 0 every item counted; 3 finished with failed items; 4 an error in the
     spec's code; 2 a usage or configuration error; 130 stopped before the end."""
-    from beanmill.supervisor import RunOptions, quick_check_unless, run_job
+    from beanmill.supervisor import RunOptions, check_before_run, run_job
 
     logs.configure(log_level, log_format, role="run")
     loaded = load_spec(spec)
-    check_until_field(loaded.reducer, until_field)
-    quick_check_unless(loaded, no_check)
+    check_before_run(loaded, until_field, skip_quick_check=no_check)
     opts = RunOptions(
         data_dir=data_dir or Path("beanmill-data") / loaded.name,
         consumers=consumers,

@@ -104,7 +104,6 @@ class Reducer:
         self.caught_up = False
         #: Retries committed but maybe not put: at start, and after a lost connection.
         self.retries_due = True
-        self.request_due = rebuild_due(checkpoint)  # put a rebuild's request (rebuild.py)
 
     def _stage(self, job: greenstalk.Job[bytes]) -> None:
         try:
@@ -155,10 +154,9 @@ class Reducer:
         return None
 
     def step(self, now: float) -> int | None:
-        if self.request_due:  # first: it has the retries put again
-            request_rebuild(self.queue, self.spec, self.ckpt, self.opts.signer)
-            self.request_due = False
-        if self.retries_due:
+        if self.retries_due:  # at start and after a reconnect, as is a rebuild's request
+            if rebuild_due(self.ckpt.path):  # first: it has the retries put again
+                request_rebuild(self.queue, self.spec, self.ckpt, self.opts.signer)
             self.put_retries()
             self.retries_due = False
         return exit_code(self.snap) if self._step() else None

@@ -25,7 +25,7 @@ from beanmill.beanstalk.server import Beanstalkd, start_private
 from beanmill.checkpoint import Snapshot, read_snapshot
 from beanmill.consumer import RESULTS_HIGH_WATER
 from beanmill.cursor import check_population, load_cursor
-from beanmill.ending import EndConditions
+from beanmill.ending import EndConditions, check_until_field
 from beanmill.errors import BeanmillError
 from beanmill.forkstart import RoleProcess, preload_roles, start_role
 from beanmill.identity import population_of
@@ -225,9 +225,11 @@ def _secret_file(opts: RunOptions) -> Path:
     return path.absolute()
 
 
-def quick_check_unless(spec: Spec, skip: bool) -> None:
-    """`run`'s quick form of `beanmill check`, before anything starts (--no-check skips it)."""
-    if not skip:
+def check_before_run(spec: Spec, until_field: str | None, skip_quick_check: bool) -> None:
+    """Before anything starts: --until-field names a field, and `run`'s quick form of
+    `beanmill check` passes (--no-check skips it)."""
+    check_until_field(spec.reducer, until_field)
+    if not skip_quick_check:
         from beanmill.check import quick_check
 
         quick_check(spec).raise_if_failed()
