@@ -334,7 +334,13 @@ class Context:
         self.rates: dict[str, float] = {}
 
     def env(self, n: int, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BEANMILL_")}
+        # PYTHONDONTWRITEBYTECODE would have every start compile beanmill from source (an
+        # editable install has no .pyc otherwise): an installed package has its bytecode.
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("BEANMILL_") and k != "PYTHONDONTWRITEBYTECODE"
+        }
         env.update(
             BENCH_ITEMS=str(n),
             BENCH_CPU_ROUNDS=str(self.rounds),

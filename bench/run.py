@@ -133,9 +133,9 @@ def _plan(ctx: Context) -> dict[str, list[tuple[str, Callable[[], None]]]]:
         return lambda: rows_work.work_row(ctx, rows_work.work_for(key, ctx.size), target, baseline)
 
     return {
-        "cpu": [("cpu_map", work("cpu", 0.9, "pool2"))],
+        "cpu": [("cpu_map", work("cpu", 0.85, "pool2"))],
         "trivial": [
-            ("trivial_map", work("trivial", 0.5, "pool2")),
+            ("trivial_map", work("trivial", 0.3, "pool2")),
             ("consumer_floor", lambda: rows_work.consumer_floor(ctx)),
             ("run_startup", lambda: rows_work.trivial_bound(ctx)),
         ],

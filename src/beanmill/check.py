@@ -106,6 +106,18 @@ def check_ref(ref: str, sample: int = DEFAULT_SAMPLE, seed: int = 0) -> CheckRep
     return run_check(spec, sample, seed)
 
 
+def checked_spec(ref: str, until_field: str | None, quick: bool) -> Spec:
+    """`beanmill run`'s spec, refused before anything starts: a bad --until-field, and with
+    `quick` what the quick form of `check` finds (an error in the spec's code)."""
+    from beanmill.ending import check_until_field
+
+    loaded = load_spec(ref)
+    check_until_field(loaded.reducer, until_field)
+    if quick:
+        quick_check(loaded).raise_if_failed()
+    return loaded
+
+
 def quick_check(spec: Spec, sample: int = QUICK_SAMPLE) -> CheckReport:
     """The short form `beanmill run` can afford before it starts: the same checks, fewer items."""
     return run_check(spec, sample)

@@ -8,24 +8,10 @@ import click
 
 from beanmill import exitcodes, logs
 from beanmill.check import DEFAULT_SAMPLE, check_ref
-from beanmill.ending import check_until_field
-from beanmill.jobspec import Spec, load_spec
 
 
 def register(group: click.Group) -> None:
     group.add_command(check)
-
-
-def checked_spec(ref: str, until_field: str | None, quick: bool) -> Spec:
-    """`beanmill run`'s spec, refused before anything starts: a bad --until-field, and with
-    `quick` what the quick form of `check` finds (an error in the spec's code)."""
-    loaded = load_spec(ref)
-    check_until_field(loaded.reducer, until_field)
-    if quick:
-        from beanmill.check import quick_check
-
-        quick_check(loaded).raise_if_failed()
-    return loaded
 
 
 @click.command()

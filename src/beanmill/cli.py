@@ -12,12 +12,12 @@ from pathlib import Path
 
 import click
 
-from beanmill import check_cli, dashboard_cli, exitcodes, logs, status_cli
-from beanmill.admin import cli as admin_cli
+from beanmill import exitcodes, logs
 from beanmill.config import add_env_vars, default_map, describe_sources, find_config, load_config
 from beanmill.ending import EndConditions, check_until_field
 from beanmill.errors import BeanmillError, UserCodeError
 from beanmill.jobspec import load_spec
+from beanmill.lazycli import LazyGroup
 from beanmill.options import (
     accept_unsigned_ids_option,
     batch_option,
@@ -28,8 +28,10 @@ from beanmill.options import (
     logging_options,
     order_option,
     progress_file_option,
+    rebuild_option,
     retry_options,
     secret_file_option,
+    seed_of,
     seed_option,
     signer_of,
     ttr_option,
@@ -38,7 +40,7 @@ from beanmill.signals import install_stop_handlers
 from beanmill.web import http_address, http_options
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="beanmill")
 @click.option(
     "--config",
@@ -56,7 +58,10 @@ def cli(ctx: click.Context, config: Path | None) -> None:
     path = find_config(config)
     ctx.meta["config_path"] = path
     if path is not None:
-        ctx.default_map = default_map(load_config(path), cli, path)
+        data = load_config(path)
+        if data:  # its keys are checked against every command's options
+            cli.load_all()
+        ctx.default_map = default_map(data, cli, path)
 
 
 @cli.command(name="config")
@@ -66,6 +71,7 @@ def show_config(ctx: click.Context, commands: tuple[str, ...]) -> None:
     """Print the effective settings of COMMANDS (default: the roles) and where each came from."""
     assert ctx.parent is not None
     path = ctx.parent.meta.get("config_path")
+    cli.load_all()
     click.echo(f"# config file: {path or 'none found'}")
     for name in commands or ("run", "producer", "consumer", "reducer"):
         cmd = cli.commands.get(name)
@@ -75,7 +81,7 @@ def show_config(ctx: click.Context, commands: tuple[str, ...]) -> None:
             click.echo(line)
 
 
-@cli.command()
+@cli.command(epilog=exitcodes.RUN_HELP)
 @click.argument("spec")
 @click.option(
     "--data-dir",
@@ -117,6 +123,7 @@ def show_config(ctx: click.Context, commands: tuple[str, ...]) -> None:
 @accept_unsigned_ids_option
 @http_options
 @click.option("--no-live", is_flag=True, help="plain progress lines even on a terminal")
+@rebuild_option
 def run(
     spec: str,
     data_dir: Path | None,
@@ -132,6 +139,7 @@ def run(
     until_ci: float | None,
     max_items: int | None,
     until_field: str | None,
+    min_items_to_stop: int,
     progress_file: Path | None,
     log_level: str,
     log_format: str,
@@ -144,28 +152,25 @@ def run(
     http: str | None,
     http_public: bool,
     no_live: bool,
+    rebuild: bool,
 ) -> None:
-    """Run SPEC to the end on this machine (Ctrl-C stops; the same command resumes).
-
-    Exit status: 0 every item counted; 3 finished with failed items; 4 an error in the
-    spec's code; 2 a usage or configuration error; 130 stopped before the end."""
-    from beanmill.live import live_wanted
+    """Run SPEC to the end on this machine (Ctrl-C stops; the same command resumes)."""
+    from beanmill.check import checked_spec
     from beanmill.supervisor import RunOptions, run_job
 
     logs.configure(log_level, log_format, role="run")
-    served = http_address(http, http_public)
-    loaded = check_cli.checked_spec(spec, until_field, quick=not no_check)
+    loaded = checked_spec(spec, until_field, quick=not no_check)
     opts = RunOptions(
         data_dir=data_dir or Path("beanmill-data") / loaded.name,
         consumers=consumers,
         beanstalkd=beanstalkd,
         batch_size=batch_size,
         order=order,
-        seed=_seed(order, seed),
+        seed=seed_of(order, seed),
         threads=threads,
         ttr=ttr,
         high_water=high_water,
-        ending=EndConditions(max_items, until_ci, until_rel_ci, until_field),
+        ending=EndConditions(max_items, until_ci, until_rel_ci, until_field, min_items_to_stop),
         progress_file=progress_file,
         log_level=log_level,
         max_attempts=max_attempts,
@@ -173,14 +178,11 @@ def run(
         map_timeout=map_timeout,
         secret_file=secret_file,
         accept_unsigned_ids=accept_unsigned_ids,
-        http=served,
-        live=live_wanted(no_live),
+        http=http_address(http, http_public),
+        rebuild=rebuild,
+        live=not no_live and sys.stdout.isatty(),  # a person watches: not a pipe or journal
     )
     sys.exit(run_job(loaded, opts, install_stop_handlers()))
-
-
-def _seed(order: str, seed: int | None) -> int | None:
-    return (seed if seed is not None else 0) if order == "random" else None
 
 
 @cli.command()
@@ -199,6 +201,7 @@ def _seed(order: str, seed: int | None) -> int | None:
 @seed_option
 @connect_retry_option
 @secret_file_option
+@rebuild_option
 @logging_options
 def producer(
     spec: str,
@@ -211,6 +214,7 @@ def producer(
     seed: int | None,
     connect_retry: float,
     secret_file: Path | None,
+    rebuild: bool,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -224,9 +228,10 @@ def producer(
         ttr=ttr,
         high_water=high_water,
         order=order,
-        seed=_seed(order, seed),
+        seed=seed_of(order, seed),
         connect_retry=connect_retry,
         signer=signer_of(secret_file),
+        rebuild=rebuild,
     )
     path = state or Path("beanmill-data") / loaded.name / "cursor.json"
     sys.exit(run_producer(loaded, beanstalkd, path, opts, install_stop_handlers()))
@@ -313,6 +318,7 @@ def consumer(
 @connect_retry_option
 @secret_file_option
 @http_options
+@rebuild_option
 @logging_options
 def reducer(
     spec: str,
@@ -326,10 +332,12 @@ def reducer(
     until_ci: float | None,
     max_items: int | None,
     until_field: str | None,
+    min_items_to_stop: int,
     connect_retry: float,
     secret_file: Path | None,
     http: str | None,
     http_public: bool,
+    rebuild: bool,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -343,20 +351,18 @@ def reducer(
         commit_interval=commit_interval,
         progress_interval=progress_interval,
         exit_when_complete=not keep_running,
-        ending=EndConditions(max_items, until_ci, until_rel_ci, until_field),
+        ending=EndConditions(max_items, until_ci, until_rel_ci, until_field, min_items_to_stop),
         progress_file=progress_file,
         connect_retry=connect_retry,
         signer=signer_of(secret_file),
         http=http_address(http, http_public),
+        rebuild=rebuild,
     )
     sys.exit(run_reducer(loaded, beanstalkd, checkpoint, opts, install_stop_handlers()))
 
 
-admin_cli.register(cli)
-status_cli.register(cli)
-check_cli.register(cli)
-dashboard_cli.register(cli)
 add_env_vars(cli)
+cli.on_load = add_env_vars  # the operator commands, imported when named
 
 
 def main() -> None:

@@ -18,7 +18,8 @@ import greenstalk
 import structlog
 
 from beanmill import exitcodes
-from beanmill.beanstalk.connection import Queue
+from beanmill.beanstalk.binlog_flag import flag_waits
+from beanmill.beanstalk.connection import Queue, still_held
 from beanmill.control import finished_record
 from beanmill.crashpoint import crashpoint
 from beanmill.driver import drive
@@ -26,6 +27,7 @@ from beanmill.errors import MalformedMessage, UserCodeError
 from beanmill.jobspec import Spec
 from beanmill.mapping import Mapper
 from beanmill.notify import Notifier
+from beanmill.pacing import Grouping, ResultsGate, items_of
 from beanmill.retries import (
     RetryPolicy,
     failed_record,
@@ -59,16 +61,9 @@ log = structlog.get_logger()
 
 FINISHED_CHECK_S = 5.0
 MAX_HUNG_PER_THREAD = 4
-#: A job with fewer items than this brings along up to GROUP_JOBS - 1 more ready jobs.
-SMALL_BATCH = 32
-GROUP_JOBS = 64
 #: Most ready partials on the results tube before consumers wait for the reducer: a stopped
 #: reducer then bounds beanstalkd's memory and binlog instead of letting them grow.
 RESULTS_HIGH_WATER = 5000
-#: Paused consumers go on once the backlog is down to this share of the mark, so a reducer
-#: that is only a little behind does not make them pause and resume at every job.
-RESULTS_RESUME_SHARE = 0.75
-RESULTS_CHECK_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -109,7 +104,8 @@ class Consumer:
             tick=self.keep_alive,
         )
         self.mapper = Mapper(spec.map, opts.threads, opts.map_timeout, self._thread_setup)
-        self.storm = Storm()
+        self.storm, self.grouping = Storm(), Grouping()
+        self.gate = ResultsGate(opts.results_high_water)
         self.policy = RetryPolicy(opts.max_attempts, opts.retry_delay)
         #: The identity of the batches taken so far, to know this run's finished record.
         self.identity: str | None = None
@@ -189,28 +185,14 @@ class Consumer:
         return int(self.queue.stats_tube(self.results_tube).get("current-jobs-ready", 0))
 
     def _wait_for_the_reducer(self) -> None:
-        """Backpressure on results: checked before each reserve (one round trip per batch),
-        so the tube holds at most the mark plus one partial per consumer."""
+        """Backpressure on results: checked before a reserve when the tube may be near the
+        mark (pacing.ResultsGate), so it holds at most the mark plus one partial per consumer."""
         self.paused = None
-        mark = self.opts.results_high_water
-        ready = self._results_ready()
-        if ready <= mark:
-            return
-        log.warning(
-            "results_backlog_paused",
-            ready=ready,
-            high_water=mark,
-            hint="the reducer is behind or stopped: start it (or find why it is slow); "
-            "this consumer goes on by itself once the results are taken",
-        )
-        paused, self.paused = time.monotonic(), "results_backlog"
-        while ready > mark * RESULTS_RESUME_SHARE:
-            self.notifier.watchdog()  # waiting on the reducer is not hanging
-            if self.stop.wait(RESULTS_CHECK_S):
-                return
-            ready = self._results_ready()
-        self.paused = None
-        log.info("results_backlog_resumed", ready=ready, paused_s=round(time.monotonic() - paused))
+        ready = self.gate.check(self._results_ready)
+        if ready is not None and ready > self.gate.mark:
+            self.paused = "results_backlog"
+            self.gate.wait(ready, self._results_ready, self.stop, self.notifier.watchdog)
+            self.paused = None
 
     def _check_finished(self) -> None:
         """While idle, look (every few seconds, one round trip) for the reducer's finished
@@ -227,18 +209,17 @@ class Consumer:
             log.info("job_finished", hint="the reducer has finished this job; stop this consumer")
 
     def handle(self, job: greenstalk.Job[bytes]) -> None:
-        """One reserved job; a small one brings along more that are ready (bare item IDs from
-        a foreign producer are one item per job), so their round trips are shared."""
+        """One reserved job; one quick to map brings along more that are ready (bare item IDs
+        from a foreign producer are one item per job), so their round trips are shared."""
         crashpoint("consumer.after_reserve")
         first = self._decode(job)
         if first is None:
             return
         group = [first]
-        if len(first[1].items) < SMALL_BATCH:
-            for extra in self.queue.reserve_many_ready(GROUP_JOBS - 1):
-                decoded = self._decode(extra)
-                if decoded is not None:
-                    group.append(decoded)
+        for extra in self.queue.reserve_many_ready(self.grouping.companions(len(first[1].items))):
+            decoded = self._decode(extra)
+            if decoded is not None:
+                group.append(decoded)
         self._process(group)
 
     def _decode(self, job: greenstalk.Job[bytes]) -> tuple[greenstalk.Job[bytes], Batch] | None:
@@ -285,7 +266,7 @@ class Consumer:
         self, group: list[tuple[greenstalk.Job[bytes], Batch]], jobs: list[greenstalk.Job[bytes]]
     ) -> None:
         began = time.monotonic()
-        outcomes = self.mapper.map([i for _, batch in group for i in batch.items], self.keep_alive)
+        outcomes = self.mapper.map(items_of(group), self.keep_alive)
         partials, start = [], 0
         for _, batch in group:
             end = start + len(batch.items)
@@ -293,6 +274,7 @@ class Consumer:
             partials.append(partial_of(batch, part, self.spec.reduce, self.policy, self.host))
             start = end
         self.storm.record(outcomes)
+        self.grouping.mapped(len(outcomes), time.monotonic() - began)
         if self.metrics is not None:
             self.metrics.mapped(partials, time.monotonic() - began)
         record = partials[0] if len(partials) == 1 else Partials(tuple(partials))
@@ -342,11 +324,11 @@ class Consumer:
         self.notifier.watchdog()
         if not self.held:
             return
-        if self.touch_every is None:
-            self.touch_every = max(0.5, self.queue.ttr(self.held[0]) / 2)
+        if self.touch_every is None:  # a TTR of None: the job is gone, the touch drops it
+            self.touch_every = max(0.5, (self.queue.ttr(self.held[0]) or 0) / 2)
         now = time.monotonic()
         if now - self.last_touch >= self.touch_every:
-            self.queue.touch_many([job.id for job in self.held])
+            self.held = still_held(self.queue, self.held)
             log.debug("jobs_touched", jobs=len(self.held), held_s=round(now - self.last_touch, 1))
             self.last_touch = now
 
@@ -373,6 +355,7 @@ class Consumer:
 
 def run_consumer(spec: Spec, address: str, opts: ConsumerOptions, stop: threading.Event) -> int:
     consumer = Consumer(spec, address, opts, stop)
+    flag_waits(consumer.queue.binlog_waits, address, spec.name, "consumer")
     server = serve_consumer(consumer, opts.http) if opts.http else None
     rc = drive(consumer, stop)
     if server is not None:

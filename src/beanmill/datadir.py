@@ -31,6 +31,11 @@ def forget_address(data_dir: Path) -> None:
     (data_dir / ADDRESS_FILE).unlink(missing_ok=True)
 
 
+def live_address(data_dir: Path) -> str | None:
+    """The address of the beanstalkd a running `run` of this data dir started, if it answers."""
+    return _live_address(data_dir)
+
+
 def _live_address(data_dir: Path) -> str | None:
     try:
         address = (data_dir / ADDRESS_FILE).read_text().strip()

@@ -1,6 +1,7 @@
 """When a job is finished: every batch applied, or an end condition met on the estimate.
 
-Pure functions over what the reducer knows, so each condition is easy to test on its own.
+Pure functions over what the reducer knows, so each condition is easy to test on its own;
+StopRule adds only the memory that a held-back stop was already said.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ MIN_ITEMS_FOR_CI = 30
 #: thumb (Sampling Techniques, 1977, 2.15). docs/sampling.md shows why a larger factor does
 #: not help: a rule on the sample's skewness selects samples that have not seen the tail.
 SKEW_FACTOR = 25
+
+#: Default of --min-items-to-stop: no stop on an interval before this many items. Below it
+#: the normal interval under-covers heavy tails at a coarse target, and the skewness rule
+#: cannot tell, since a sample that has not met the tail looks unskewed (docs/sampling.md's
+#: coverage table, tests/unit/test_coverage.py).
+MIN_ITEMS_TO_STOP = 30_000
 
 
 @runtime_checkable
@@ -48,6 +55,8 @@ class EndConditions:
     until_rel_ci: float | None = None
     #: With Fields: only this field's interval decides; None: every estimating field's.
     until_field: str | None = None
+    #: --min-items-to-stop: an interval met before this many items does not stop the run.
+    min_items_to_stop: int = MIN_ITEMS_TO_STOP
 
     @property
     def need_estimate(self) -> bool:
@@ -83,7 +92,7 @@ def point(estimate: dict[str, JSON]) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def min_items_to_stop(estimate: dict[str, JSON]) -> int:
+def skew_min_items(estimate: dict[str, JSON]) -> int:
     """No stop on an interval from fewer values: MIN_ITEMS_FOR_CI, and the skewness rule."""
     g1 = estimate.get("skewness")
     if not isinstance(g1, int | float):
@@ -94,7 +103,7 @@ def min_items_to_stop(estimate: dict[str, JSON]) -> int:
 def _field_met(conds: EndConditions, est: dict[str, JSON], items: int) -> tuple[str, float] | None:
     """Which condition one estimate meets ("ci" or "rel") and its measure; None if none."""
     n = est.get("n")
-    if (n if isinstance(n, int) else items) < min_items_to_stop(est):
+    if (n if isinstance(n, int) else items) < skew_min_items(est):
         return None
     half = half_width(est)
     if half is None:
@@ -113,6 +122,24 @@ def stop_reason(conds: EndConditions, items: int, estimate: dict[str, JSON] | No
     With several fields, every estimating field (or --until-field's) must meet it."""
     if conds.max_items is not None and items >= conds.max_items:
         return f"max items reached ({items:,} >= {conds.max_items:,})"
+    if items < conds.min_items_to_stop:
+        return None
+    return interval_met(conds, items, estimate)
+
+
+def held_back(conds: EndConditions, items: int, estimate: dict[str, JSON] | None) -> str | None:
+    """An interval stop that --min-items-to-stop holds back, in words; None if there is none."""
+    if items >= conds.min_items_to_stop:
+        return None
+    met = interval_met(conds, items, estimate)
+    if met is None:
+        return None
+    least = conds.min_items_to_stop
+    return f"stop held back to --min-items-to-stop {least:,}: {met} at {items:,} items"
+
+
+def interval_met(conds: EndConditions, items: int, estimate: dict[str, JSON] | None) -> str | None:
+    """The interval conditions (--until-ci, --until-rel-ci) that hold now, in words."""
     if estimate is None or items < MIN_ITEMS_FOR_CI or not conds.need_estimate:
         return None
     targets = stop_targets(estimate)
@@ -129,6 +156,30 @@ def stop_reason(conds: EndConditions, items: int, estimate: dict[str, JSON] | No
     if kinds == {"rel"}:
         return f"95% interval relative half-width {worst:.4g} <= {conds.until_rel_ci:g}{which}"
     return f"95% intervals within --until-ci or --until-rel-ci{which}"
+
+
+class StopRule:
+    """The end conditions as the reducer applies them over a run: a stop that
+    --min-items-to-stop holds back is said once, on the next progress line, so an operator
+    sees why a run whose interval looks tight goes on."""
+
+    def __init__(self, conds: EndConditions) -> None:
+        self.conds = conds
+        self._note: str | None = None
+        self._told = False
+
+    def reason(self, items: int, estimate: dict[str, JSON] | None) -> str | None:
+        """stop_reason, noting the first stop held back."""
+        reason = stop_reason(self.conds, items, estimate)
+        if reason is None and not self._told:
+            self._note = held_back(self.conds, items, estimate)
+            self._told = self._note is not None
+        return reason
+
+    def take_note(self) -> str:
+        """The held-back note for a progress line (once), or ""."""
+        note, self._note = self._note, None
+        return f" ({note})" if note else ""
 
 
 def check_until_field(reducer: object, field: str | None) -> None:

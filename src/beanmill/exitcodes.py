@@ -12,3 +12,9 @@ FAILED_ITEMS = 3
 USER_CODE = 4
 #: Stopped by a signal (Ctrl-C, SIGTERM) before the job's end: the same command resumes.
 STOPPED = 130
+
+#: `beanmill run --help` ends with this.
+RUN_HELP = (
+    "Exit status: 0 every item counted; 3 finished with failed items; 4 an error in the "
+    "spec's code; 2 a usage or configuration error; 130 stopped before the end."
+)

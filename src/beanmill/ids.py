@@ -45,6 +45,12 @@ def layout_of(batch_id: str) -> str | None:
     return match.group(1) if match else None
 
 
+def split_batch_id(batch_id: str) -> tuple[str, int, str] | None:
+    """(layout tag, seq, halves suffix such as `.0.1`) of a producer batch ID, else None."""
+    match = BATCH_ID.match(batch_id)
+    return (match.group(1), int(match.group(2)), match.group(3)) if match else None
+
+
 def halves(batch_id: str) -> tuple[str, str]:
     """The two batches a batch too big for beanstalkd's -z is split into."""
     return f"{batch_id}.0", f"{batch_id}.1"

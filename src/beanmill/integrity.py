@@ -90,7 +90,8 @@ def check_not_rolled_back(
         raise CheckpointError(
             f"checkpoint {path} was rolled back: it holds commit {held}, but commit {made} was "
             "made, and the results applied since were already deleted from the queue, so its "
-            "total would miss them. If its -wal file was lost, put it back; if you restored a "
-            f"backup on purpose, delete {seq_path(path).name} and rerun the producer from an "
-            "empty cursor (see docs/operations.md)"
+            "total would miss them. If its -wal file was lost, put it back; if you cannot, or "
+            "restored a backup on purpose, run the reducer with --rebuild (or `beanmill run "
+            "--rebuild`): the producer then puts again every batch the checkpoint lacks "
+            f"({seq_path(path).name} holds the last commit; see docs/operations.md)"
         )

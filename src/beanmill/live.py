@@ -6,11 +6,10 @@ Pure, so each piece is tested without a terminal; live_line.py draws it with tqd
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 from typing import Protocol
 
-from beanmill.ending import EndConditions, half_width, min_items_to_stop, point, stop_targets
+from beanmill.ending import EndConditions, half_width, point, skew_min_items, stop_targets
 from beanmill.jsontypes import JSON
 from beanmill.progress import duration
 
@@ -28,8 +27,9 @@ def _items_for(est: dict[str, JSON], items: int, conds: EndConditions) -> float 
     if half is None or n <= 0 or not goals:
         return None
     goal = max(goals)  # either condition stops the job
-    needed = max(n * (half / goal) ** 2 if goal > 0 else math.inf, min_items_to_stop(est))
-    return items * needed / n  # fields with missing values see fewer than `items`
+    needed = max(n * (half / goal) ** 2 if goal > 0 else math.inf, skew_min_items(est))
+    # fields with missing values see fewer than `items`; no stop before --min-items-to-stop
+    return max(items * needed / n, float(conds.min_items_to_stop))
 
 
 def target_items(
@@ -115,8 +115,3 @@ class NoLine:
 
     def close(self) -> None:
         return None
-
-
-def live_wanted(no_live: bool) -> bool:
-    """The live line only where a person watches: a terminal, not a pipe, file or journal."""
-    return not no_live and sys.stdout.isatty()

@@ -19,6 +19,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import cast
 
 from beanmill.jsontypes import JSON, Item
 
@@ -28,6 +29,11 @@ TRACEBACK_CHARS = 2000
 
 class MapTimeout(Exception):
     """A map() call ran longer than --map-timeout."""
+
+
+def all_good(outcomes: Sequence[Outcome]) -> bool:
+    """No item failed: one pass over the outcomes' types at C speed, not an isinstance each."""
+    return not any(issubclass(t, Failed) for t in set(map(type, outcomes)))
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,8 @@ class Mapper:
         todo = list(range(len(items)))
         while todo:
             self._run(items, todo, results, tick)
+            if not self.map_timeout:  # nothing was abandoned: every item has its outcome
+                return cast("list[Outcome]", results)
             todo = [i for i in todo if results[i] is _PENDING]
         return [r for r in results if not isinstance(r, _Pending)]
 

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from beanmill.ending import MIN_ITEMS_TO_STOP
 from beanmill.signing import Signer, load_secret
 from beanmill.source import DEFAULT_BATCH_SIZE
 
@@ -97,6 +98,14 @@ def ending_options(fn: F) -> F:
         metavar="NAME",
         help="with a Fields reducer: only this field's interval decides [default: every field]",
     )(fn)
+    fn = click.option(
+        "--min-items-to-stop",
+        type=click.IntRange(0),
+        default=MIN_ITEMS_TO_STOP,
+        show_default=True,
+        help="no stop on --until-ci/--until-rel-ci before this many items: intervals from "
+        "fewer under-cover heavy tails (docs/sampling.md)",
+    )(fn)
     return fn
 
 
@@ -151,10 +160,21 @@ accept_unsigned_ids_option = click.option(
 )
 
 
+def seed_of(order: str, seed: int | None) -> int | None:
+    """The seed a layout uses: 0 for `--order random` without one, None in order."""
+    return (seed if seed is not None else 0) if order == "random" else None
+
+
 def signer_of(secret_file: Path | None) -> Signer | None:
     return None if secret_file is None else load_secret(secret_file)
 
 
+rebuild_option = click.option(
+    "--rebuild",
+    is_flag=True,
+    help="after the checkpoint went back in time (a lost -wal, an old copy): accept it, and "
+    "have the producer put again every batch it lacks (see docs/operations.md)",
+)
 batch_option = click.option(
     "--batch-size",
     type=click.IntRange(1),

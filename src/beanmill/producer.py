@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
-import greenstalk
 import structlog
 
 from beanmill import exitcodes
@@ -27,14 +26,16 @@ from beanmill.errors import (
     UserCodeError,
 )
 from beanmill.identity import Population, StreamDigest, job_tag, new_run_id, population_of
-from beanmill.ids import Layout, halves
+from beanmill.ids import Layout
 from beanmill.jobspec import Spec
 from beanmill.jsontypes import Item
 from beanmill.notify import Notifier
+from beanmill.putahead import PUT_AHEAD, Group, Putter, items_in, take
+from beanmill.rebuild import serve_rebuild
 from beanmill.signing import Signer, signed
 from beanmill.source import DEFAULT_BATCH_SIZE, batches, population_size
 from beanmill.usercode import user_frame
-from beanmill.wire import Batch, EndRecord, encode_batch, encode_result
+from beanmill.wire import EndRecord, encode_result
 
 log = structlog.get_logger()
 T = TypeVar("T")
@@ -52,6 +53,8 @@ class ProducerOptions:
     priority: int = 2**31
     connect_retry: float = 0.0
     signer: Signer | None = None
+    #: Wait for the reducer's rebuild request at start, and serve it (rebuild.py).
+    rebuild: bool = False
 
 
 class Producer:
@@ -71,6 +74,7 @@ class Producer:
         )
         # One producer per job: two would put their batches twice and race on the cursor.
         self.lease = hold(address, spec.name, "producer", self.queue.binlog_waits)
+        self.putter = Putter(self.queue, self.items_tube, self.layout, opts, spec.version)
         self.last_renew = time.monotonic()
         self.finished_early = False
         self.identity = ""
@@ -79,13 +83,12 @@ class Producer:
         self.items: Iterable[Item] = ()
         self.batches: Iterator[tuple[int, list[Item]]] = iter(())
         #: A batch taken from items() and not yet put (a lost connection interrupted it).
-        self.pending: tuple[int, list[Item]] | None = None
+        self.pending: Group = []
         self.budget = 0  # puts left before the next high-water check
         self.last_save = 0.0
 
     def _renew_lease(self) -> None:
-        """At most every RENEW_EVERY_S: a producer waiting on its consumers for hours keeps
-        its lease; a lost one (another producer took over) stops this one."""
+        """At most every RENEW_EVERY_S: held through hours of waiting; a lost one stops us."""
         if time.monotonic() - self.last_renew < RENEW_EVERY_S:
             return
         self.lease.keep()
@@ -130,6 +133,7 @@ class Producer:
             tag = job_tag(self.spec.name, self.spec.version, self.layout.tag, None, "")
             cursor = replace(cursor, identity=tag)
         self.identity, self.cursor = cursor.identity, cursor
+        serve_rebuild(self, wait=self.opts.rebuild)
         if cursor.finished:
             self._put_end(cursor)
             log.info("producer_already_finished", batches=cursor.next_batch, items=cursor.items_put)
@@ -140,9 +144,9 @@ class Producer:
         return None
 
     def step(self, now: float) -> int | None:
-        """Put one batch. One that a lost connection interrupted is put again (a duplicate,
-        if the first put got through, which the ledger absorbs)."""
-        if self.pending is None:
+        """Put a group of batches (putahead). One that a lost connection interrupted is put
+        again (duplicates, if the first put got through, which the ledger absorbs)."""
+        if not self.pending:
             if self.budget <= 0:
                 self._wait_below_high_water()
                 self.budget = max(1, self.opts.high_water // 10)
@@ -151,21 +155,19 @@ class Producer:
                     self.queue.drain(self.items_tube)
                     self.cursor = replace(self.cursor, finished=True)
                     return exitcodes.OK
-            try:
-                self.pending = next(self.batches)
-            except StopIteration:
+            self.pending = take(self.batches, min(PUT_AHEAD, self.budget))
+            if not self.pending:
                 self._check_count()
                 self.cursor = replace(self.cursor, finished=True)
                 return exitcodes.OK
-        seq, chunk = self.pending
-        put = self._put_batch(self.layout.batch_id(seq), tuple(chunk))
-        self.pending = None
+        group, put = self.pending, self.putter.put(self.pending, self.identity)
+        self.pending = []
         if self.stream is not None:
-            self.stream.update(chunk)
+            self.stream.update([item for _, chunk in group for item in chunk])
         crashpoint("producer.after_put")
-        self.budget -= 1
+        self.budget -= len(group)
         c = self.cursor
-        self.cursor = self._at(c, seq + 1, c.items_put + len(chunk), c.jobs_put + put)
+        self.cursor = self._at(c, group[-1][0] + 1, c.items_put + items_in(group), c.jobs_put + put)
         if now - self.last_save >= CURSOR_EVERY_S:
             save_cursor(self.state, self.cursor)
             crashpoint("producer.after_cursor")
@@ -271,30 +273,6 @@ class Producer:
             except QueueLost:
                 if not self.queue.reconnect(self.stop, self.notifier.watchdog):
                     return None
-
-    def _put_batch(self, batch_id: str, items: tuple[Item, ...]) -> int:
-        """Put one batch; one too big for beanstalkd's -z is put as two halves (`.0`, `.1`),
-        recursively, with IDs as deterministic as the batch's. Returns the jobs put."""
-        batch = Batch(batch_id, items, job=self.identity, version=self.spec.version)
-        body = signed(self.opts.signer, encode_batch(batch))
-        try:
-            self.queue.put(self.items_tube, body, ttr=self.opts.ttr, priority=self.opts.priority)
-            return 1
-        except greenstalk.JobTooBigError:
-            if len(items) == 1:
-                raise SpecError(
-                    f"item {str(items[0])[:40]!r} alone makes a {len(body)}-byte job, over "
-                    "beanstalkd's max job size: start beanstalkd with a larger -z"
-                ) from None
-        log.warning(
-            "batch_split",
-            batch=batch_id,
-            bytes=len(body),
-            hint="over beanstalkd's -z: a smaller --batch-size avoids the split",
-        )
-        half = len(items) // 2
-        first, second = halves(batch_id)
-        return self._put_batch(first, items[:half]) + self._put_batch(second, items[half:])
 
     def _put_end(self, cursor: Cursor) -> None:
         record = EndRecord(cursor.jobs_put, cursor.items_put, self.identity, self.layout.tag)

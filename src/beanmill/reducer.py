@@ -27,11 +27,12 @@ from beanmill.checkpoint import Checkpoint
 from beanmill.commit_policy import Staging, commit_due, interval
 from beanmill.crashpoint import crashpoint
 from beanmill.driver import drive
-from beanmill.ending import EndConditions
+from beanmill.ending import EndConditions, StopRule
 from beanmill.errors import BadSignature, QueueLost
 from beanmill.fold import Fold
 from beanmill.jobspec import Spec
 from beanmill.notify import Notifier
+from beanmill.rebuild import accept_rollback, rebuild_due, request_rebuild
 from beanmill.reducer_end import announce_finished, early_stop, estimator, exit_code, state
 from beanmill.reducer_progress import ProgressReporter
 from beanmill.reducer_retries import put_retries
@@ -54,6 +55,8 @@ class ReducerOptions:
     connect_retry: float = 0.0
     signer: Signer | None = None
     http: HttpAddress | None = None
+    #: Accept a checkpoint that went back in time, and have its missing batches put again.
+    rebuild: bool = False
 
 
 class Reducer:
@@ -86,6 +89,7 @@ class Reducer:
         self.fold = Fold(self.ckpt, self.snap, spec.rereduce)
         self.population = population_size(spec.items())
         self.estimator = estimator(spec, self.population)
+        self.stop_rule = StopRule(opts.ending)
         self.reporter = ProgressReporter(
             spec,
             out,
@@ -94,6 +98,7 @@ class Reducer:
             progress_file=opts.progress_file,
             population=self.population,
             start=self.snap,
+            stop_rule=self.stop_rule,
         )
         self.last_commit = time.monotonic()
         self.caught_up = False
@@ -143,13 +148,15 @@ class Reducer:
     def start(self) -> int | None:
         if self.snap.complete:
             self.reporter.print(self.snap, "already " + state(self.snap))
-            announce_finished(self.queue, self.spec, self.snap, self.opts.signer)
+            announce_finished(self.queue, self.spec, self.snap, self.opts.signer, self.ckpt.path)
             return exit_code(self.snap)
         log.info("reducer_started", items=self.snap.items, batches=self.snap.batches)
         return None
 
     def step(self, now: float) -> int | None:
-        if self.retries_due:
+        if self.retries_due:  # at start and after a reconnect, as is a rebuild's request
+            if rebuild_due(self.ckpt.path):  # first: it has the retries put again
+                request_rebuild(self.queue, self.spec, self.ckpt, self.opts.signer)
             self.put_retries()
             self.retries_due = False
         return exit_code(self.snap) if self._step() else None
@@ -167,7 +174,7 @@ class Reducer:
                 log.warning("final_commit_skipped", hint="its results come back to the next run")
         self.reporter.print(self.snap, state(self.snap))
         if self.snap.complete:
-            announce_finished(self.queue, self.spec, self.snap, self.opts.signer)
+            announce_finished(self.queue, self.spec, self.snap, self.opts.signer, self.ckpt.path)
         log.info("reducer_stopped", items=self.snap.items, complete=self.snap.complete)
         return exit_code(self.snap) if self.snap.complete else exitcodes.OK
 
@@ -177,7 +184,7 @@ class Reducer:
         if self._due():
             self.commit()
             progress = self.reporter.progress(self.snap)
-            reason = early_stop(self.spec, self.opts.ending, self.snap, progress)
+            reason = early_stop(self.spec, self.stop_rule, self.snap, progress)
             if reason is not None:
                 self.commit(stopped_because=reason)
                 log.info("job_stopped_early", reason=reason)
@@ -212,6 +219,8 @@ def run_reducer(
     stop: threading.Event,
     out: TextIO = sys.stdout,
 ) -> int:
+    if opts.rebuild:
+        accept_rollback(checkpoint)
     reducer = Reducer(spec, address, checkpoint, opts, stop, out)
     server = serve_reducer(reducer, opts.http) if opts.http else None
     try:

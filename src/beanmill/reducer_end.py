@@ -3,34 +3,39 @@ tells every host, and the state and exit code of a finished job."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import structlog
 
 from beanmill import exitcodes
 from beanmill.beanstalk.connection import Queue
 from beanmill.checkpoint import Snapshot
 from beanmill.control import finished_record
-from beanmill.ending import EndConditions, Estimates, Estimator, stop_reason
+from beanmill.ending import Estimates, Estimator, StopRule
 from beanmill.errors import QueueLost
 from beanmill.jobspec import Progress, Spec
+from beanmill.rebuild import finish_rebuild
 from beanmill.signing import Signer, signed
 from beanmill.wire import FinishedRecord, encode_finished
 
 log = structlog.get_logger()
 
 
-def early_stop(spec: Spec, ending: EndConditions, snap: Snapshot, progress: Progress) -> str | None:
+def early_stop(spec: Spec, rule: StopRule, snap: Snapshot, progress: Progress) -> str | None:
     """An end condition that holds now, for a job that is not finished already."""
     if snap.complete:
         return None
-    reason = stop_reason(ending, snap.items, snap.estimate)
+    reason = rule.reason(snap.items, snap.estimate)
     if reason is None and spec.done(snap.total, progress):
         reason = "done() returned true"
     return reason
 
 
-def announce_finished(queue: Queue, spec: Spec, snap: Snapshot, signer: Signer | None) -> None:
-    """Tell producers and consumers on every host, through the control tube, and remove
-    the item jobs an early stop left behind. Idempotent: repeated at every start."""
+def announce_finished(
+    queue: Queue, spec: Spec, snap: Snapshot, signer: Signer | None, checkpoint: Path
+) -> None:
+    """Tell producers and consumers on every host, through the control tube, remove the item
+    jobs an early stop left behind, and end a rebuild. Idempotent: repeated at every start."""
     reason = snap.stopped_because or "every batch applied"
     try:
         tube = spec.control_tube
@@ -38,6 +43,7 @@ def announce_finished(queue: Queue, spec: Spec, snap: Snapshot, signer: Signer |
             record = FinishedRecord(reason, snap.items, snap.identity)
             body = signed(signer, encode_finished(record))
             queue.put(spec.control_tube, body, ttr=60)
+        finish_rebuild(queue, spec.name, checkpoint)
         if snap.stopped_because is not None:
             drained = queue.drain(spec.tubes[0])
             log.info("items_drained", jobs=drained, reason=reason)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from beanmill.checkpoint import Snapshot
-from beanmill.ending import half_width
+from beanmill.ending import StopRule, half_width
 from beanmill.files import open_private_append
 from beanmill.jobspec import Progress, Spec
 from beanmill.notify import Notifier
@@ -30,12 +30,14 @@ class ProgressReporter:
         progress_file: Path | None,
         population: int | None,
         start: Snapshot,
+        stop_rule: StopRule,
     ) -> None:
         self.spec, self.out, self.notifier = spec, out, notifier
         self.every_s, self.progress_file, self.population = every_s, progress_file, population
         self.started = time.monotonic()
         self.items_at_start = start.items
         self.last_half: float | None = None
+        self.stop_rule = stop_rule  # its note of a held-back stop goes on the next line
         self.last_line = time.monotonic()
 
     def due(self) -> bool:
@@ -58,7 +60,7 @@ class ProgressReporter:
     def print(self, snap: Snapshot, state: str = "") -> None:
         """A line on stdout for people (and journald), and a JSON line for programs."""
         p = self.progress(snap)
-        report = self.spec.report(snap.total, p)
+        report = self.spec.report(snap.total, p) + self.stop_rule.take_note()
         half = half_width(snap.estimate) if snap.estimate else None
         if half is not None and self.last_half is not None and self.last_half > 0:
             report += f" (interval x{half / self.last_half:.2f} since last line)"

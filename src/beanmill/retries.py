@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import cast
 
 import structlog
 
 from beanmill.ids import malformed_batch_id
 from beanmill.jsontypes import JSON, Item
-from beanmill.mapping import Failed, Outcome, summary
+from beanmill.mapping import Failed, Outcome, all_good, summary
 from beanmill.wire import Batch, ErrorRecord, Failure, Partial, dumps
 
 log = structlog.get_logger()
@@ -47,11 +48,14 @@ def partial_of(
 
     A reduce() that raises, or returns what JSON cannot carry, fails every item of the batch:
     it is the user's code, and its error is the one shown."""
-    good = [o for o in outcomes if not isinstance(o, Failed)]
     failures: dict[str, tuple[Failed, list[Item]]] = {}
-    for item, outcome in zip(batch.items, outcomes, strict=True):
-        if isinstance(outcome, Failed):
-            failures.setdefault(outcome.error, (outcome, []))[1].append(item)
+    if all_good(outcomes):  # the common case, without a Python loop over the items
+        good = cast("Sequence[JSON]", outcomes)
+    else:
+        good = [o for o in outcomes if not isinstance(o, Failed)]
+        for item, outcome in zip(batch.items, outcomes, strict=True):
+            if isinstance(outcome, Failed):
+                failures.setdefault(outcome.error, (outcome, []))[1].append(item)
     value: JSON = None
     if good:
         try:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from beanmill.mapping import Failed, Outcome
+from beanmill.mapping import Failed, Outcome, all_good
 
 log = structlog.get_logger()
 
@@ -38,6 +38,13 @@ class Storm:
         self.clock = clock
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Only the last WINDOW outcomes can stay in `recent`; an earlier success still
+        counts (the rare case of a window of failures after it)."""
+        if all_good(outcomes):
+            if outcomes:
+                self.recent.extend([None] * min(len(outcomes), WINDOW))
+                self.succeeded, self.pauses = True, 0
+            return
         for outcome in outcomes:
             if isinstance(outcome, Failed):
                 self.recent.append(outcome.error.partition(":")[0])

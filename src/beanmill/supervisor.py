@@ -11,7 +11,6 @@ import json
 import os
 import select
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -23,15 +22,17 @@ import structlog
 
 from beanmill import datadir, exitcodes
 from beanmill.beanstalk.connection import connect
-from beanmill.beanstalk.server import Beanstalkd, die_with_parent, start_private
+from beanmill.beanstalk.server import Beanstalkd, start_private
 from beanmill.checkpoint import Snapshot, read_snapshot
 from beanmill.consumer import RESULTS_HIGH_WATER
 from beanmill.cursor import check_population, load_cursor
 from beanmill.ending import EndConditions
 from beanmill.errors import BeanmillError
+from beanmill.forkstart import RoleProcess, preload_roles, start_role
 from beanmill.identity import population_of
 from beanmill.jobspec import Spec
 from beanmill.live import Line, NoLine
+from beanmill.rebuild import accept_rollback, rebuild_due
 from beanmill.signing import create_secret, load_secret
 from beanmill.source import DEFAULT_BATCH_SIZE, population_size
 from beanmill.web import HttpAddress
@@ -78,6 +79,8 @@ class RunOptions:
     http: HttpAddress | None = None
     #: One updating line on a terminal (live_line.py); the roles' output goes to run.log.
     live: bool = False
+    #: The checkpoint went back in time: accept it and put again what it lacks (rebuild.py).
+    rebuild: bool = False
 
     @property
     def checkpoint(self) -> Path:
@@ -94,7 +97,7 @@ class Role:
 
     name: str
     argv: list[str]
-    proc: subprocess.Popen[bytes] | None = None
+    proc: RoleProcess | None = None
     restarts: int = 0
     failures: list[float] = field(default_factory=list)
     finished: bool = False
@@ -102,16 +105,8 @@ class Role:
     output: IO[str] | None = None
 
     def start(self) -> None:
-        """In a process group of its own, so a terminal's Ctrl-C reaches only `run`, which
-        asks each role to stop once; a role dies with `run` (PR_SET_PDEATHSIG)."""
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=self.output,
-            stderr=self.output,
-            process_group=0,
-            preexec_fn=die_with_parent,
-        )
+        """A fork of `run` (already imported) in a process group of its own: see forkstart."""
+        self.proc = start_role(self.argv, self.name, self.output)
 
     def signal(self, signum: int) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -148,6 +143,7 @@ def _producer_flags(opts: RunOptions) -> list[tuple[str, object]]:
         ("--high-water", opts.high_water),
         ("--order", opts.order),
         ("--seed", opts.seed),
+        ("--rebuild", opts.rebuild or rebuild_due(opts.checkpoint)),
     ]
 
 
@@ -171,9 +167,11 @@ def _reducer_flags(opts: RunOptions) -> list[tuple[str, object]]:
         ("--until-ci", ending.until_ci),
         ("--until-rel-ci", ending.until_rel_ci),
         ("--until-field", ending.until_field),
+        ("--min-items-to-stop", ending.min_items_to_stop),
         ("--progress-file", opts.progress_file),
         ("--http", opts.http),
         ("--http-public", bool(opts.http)),  # run checked the address already
+        ("--rebuild", opts.rebuild),
     ]
 
 
@@ -239,6 +237,8 @@ def run_job(spec: Spec, opts: RunOptions, stop: threading.Event) -> int:
     saved = load_cursor(opts.cursor)
     if saved is not None:  # before "already finished": an edited items() is not finished
         check_population(saved, population_of(spec.items()), opts.cursor)
+    if opts.rebuild:
+        accept_rollback(opts.checkpoint)
     if opts.checkpoint.exists():
         snap = read_snapshot(opts.checkpoint)
         if snap.job != spec.name:
@@ -257,12 +257,13 @@ def run_job(spec: Spec, opts: RunOptions, stop: threading.Event) -> int:
     server: Beanstalkd | None = None
     address = opts.beanstalkd
     if address is None:
-        server = start_private(opts.data_dir / datadir.BINLOG)
+        server = start_private(opts.data_dir / datadir.BINLOG, meanwhile=preload_roles)
         address = server.address
         log.info("beanstalkd_started", address=address, binlog=str(server.binlog_dir))
         datadir.write_address(opts.data_dir, address)
     else:
         connect(address).close()  # fail now, with the clear message, not in every child
+        preload_roles()
     if opts.http is not None:
         print(f"[{spec.name}] dashboard and /metrics: http://{opts.http}/", flush=True)
     # The reducer starts last: the work can begin without it, its results wait on the queue.

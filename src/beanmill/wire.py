@@ -17,6 +17,7 @@ from beanmill.ids import (
     bare_batch_id,
 )
 from beanmill.jsontypes import JSON, Item
+from beanmill.ranges import RANGE_VERSION, contiguous, range_items
 
 VERSION = 1
 #: Counts must fit SQLite's INTEGER (and mean something): a forged 10**30 is malformed.
@@ -169,13 +170,17 @@ def _count(obj: dict[str, Any], key: str) -> int:
 
 
 def encode_batch(batch: Batch) -> bytes:
+    span = contiguous(batch.items)
     obj: dict[str, Any] = {
-        "v": VERSION,
+        "v": VERSION if span is None else RANGE_VERSION,
         "type": "batch",
         "batch": batch.batch,
         "attempt": batch.attempt,
-        "items": list(batch.items),
     }
+    if span is None:
+        obj["items"] = list(batch.items)
+    else:
+        obj["range"] = list(span)
     _optional(obj, job=batch.job, version=batch.version)
     return dumps(obj)
 
@@ -221,11 +226,15 @@ def decode_batch(body: bytes) -> Batch:
     obj = _loads(body)
     if not isinstance(obj, dict):
         raise MalformedMessage("body starts like a JSON object but is not one")
-    _check_version(obj)
+    ranged = obj.get("v") == RANGE_VERSION and type(obj.get("v")) is int
+    if not ranged:
+        _check_version(obj)
     if obj.get("type") != "batch":
         raise MalformedMessage(f"items tube holds batches, not {obj.get('type')!r}")
-    items = obj.get("items")
-    if not isinstance(items, list) or not items or not all(_is_item(i) for i in items):
+    items = range_items(obj) if ranged else obj.get("items")
+    if not isinstance(items, tuple) and (
+        not isinstance(items, list) or not items or not all(_is_item(i) for i in items)
+    ):
         raise MalformedMessage("'items' must be a non-empty list of strings or integers")
     return Batch(
         batch=_batch_id(obj.get("batch")),

@@ -3,7 +3,9 @@ beanstalkd's binlog disk (every role waits with one line a minute, then goes on 
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,6 +16,7 @@ import greenstalk
 import pytest
 
 from beanmill.beanstalk.server import Beanstalkd, free_port
+from beanmill.checkpoint import Checkpoint
 from specs.sums import squares_answer
 from support import (
     Procs,
@@ -104,6 +107,15 @@ def binlog_on_small_disk(small_disk: Path) -> Iterator[Beanstalkd]:
         server.kill()
 
 
+def waiting_roles(procs: Procs, data: Path, server: Beanstalkd) -> list[dict[str, Any]]:
+    """`status --json`'s binlog_full: the roles waiting on beanstalkd's full binlog disk."""
+    argv = ["status", "--data-dir", str(data), "--beanstalkd", server.address, "--json"]
+    rc, out, err = finish(procs.beanmill(*argv))
+    assert rc == 0, err
+    waiting: list[dict[str, Any]] = json.loads(out)["binlog_full"]
+    return waiting
+
+
 def disk_full_lines(tail: StderrTail) -> list[dict[str, Any]]:
     return [e for e in tail.events() if e["event"] == "beanstalkd_disk_full"]
 
@@ -112,10 +124,12 @@ def test_a_full_binlog_disk_makes_every_role_wait_and_the_run_goes_on_once_space
     binlog_on_small_disk: Beanstalkd, small_disk: Path, procs: Procs, tmp_path: Path
 ) -> None:
     server = binlog_on_small_disk
+    data = tmp_path / "data"
+    Checkpoint(data / "checkpoint.sqlite", "squares").close()  # for status, from the start
     filler = fill(small_disk)
     env = {"SUMS_ITEMS": "20000"}
     run = procs.beanmill(
-        "run", SQUARES, "--beanstalkd", server.address, "--data-dir", str(tmp_path / "data"),
+        "run", SQUARES, "--beanstalkd", server.address, "--data-dir", str(data),
         "--batch-size", "20", "--ttr", "2", "--no-check", env=env,
     )  # fmt: skip
     # The producer's puts are refused first, then the consumers' partials (each holding a
@@ -133,8 +147,21 @@ def test_a_full_binlog_disk_makes_every_role_wait_and_the_run_goes_on_once_space
     pids = [e["pid"] for e in lines]
     assert len(pids) == len(set(pids)), "one line per role in the first minute, not one a try"
     assert run.poll() is None, "nothing crashed or gave up"
+    shown = waiting_roles(procs, data, server)
+    assert {"producer", "consumer"} <= {w["role"] for w in shown}
+    wait_for(
+        lambda: {w["pid"] for w in shown} <= {e["pid"] for e in disk_full_lines(tail)},
+        what="each role shown waiting to be one that said the disk is full",
+    )
+    assert all(w["host"] == socket.gethostname() and w["since"] <= time.time() for w in shown)
+    top = procs.beanmill(
+        "top", "--job", "squares", "--beanstalkd", server.address, "--iterations", "1"
+    )
+    rc, out, _ = finish(top)
+    assert rc == 0 and "waiting: producer pid" in out and "binlog disk" in out
 
     filler.unlink()  # space is back: nothing else is done, beanstalkd goes on by itself
+    wait_for(lambda: waiting_roles(procs, data, server) == [], what="no role waits any more")
     assert run.stdout is not None
     out = run.stdout.read()
     assert run.wait(timeout=60) == 0, tail.text()[-2000:]

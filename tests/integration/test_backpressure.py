@@ -19,7 +19,9 @@ CONSUMERS = 2
 def test_consumers_wait_while_the_results_backlog_is_over_the_high_water_mark(
     beanstalkd: Beanstalkd, procs: Procs, tmp_path: Path
 ) -> None:
-    env = {"SUMS_ITEMS": "4000"}
+    # 0.2 ms per item: a batch maps in over pacing.GROUP_MAP_S, so none is grouped with
+    # others and each batch is one partial on the results tube.
+    env = {"SUMS_ITEMS": "4000", "SUMS_MAP_DELAY": "0.0002"}
     address = beanstalkd.address
     procs.beanmill(
         "producer", SQUARES, "--beanstalkd", address, "--state", str(tmp_path / "cursor.json"),
@@ -34,9 +36,9 @@ def test_consumers_wait_while_the_results_backlog_is_over_the_high_water_mark(
         tail.wait_for("results_backlog_paused")
     paused = next(e for e in tails[0].events() if e["event"] == "results_backlog_paused")
     assert "the reducer is behind or stopped" in paused["hint"]
-    # Batches of 50 items are one partial each (smaller ones travel in groups). Each
-    # consumer checks before it reserves, so at most one partial each lands past the
-    # mark; the producer's end record is the one other job.
+    # Batches of 50 items are one partial each (see env). Near the mark each consumer
+    # checks before it reserves, so at most one partial each lands past the mark; the
+    # producer's end record is the one other job.
     most = 0
     deadline = time.monotonic() + 2.0
     while time.monotonic() < deadline:

@@ -128,7 +128,8 @@ def test_a_batch_over_the_max_job_size_is_split_and_still_counted_once(
             SQUARES,
             consumers=1,
             env={"SUMS_ITEMS": "3000"},
-            producer_args=("--batch-size", "1000"),
+            # random order: runs of integers would travel as a small "range" body
+            producer_args=("--batch-size", "1000", "--order", "random", "--seed", "5"),
         )
         rc, _, err = finish(procs.started[0])
         assert rc == 0, err

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from beanmill import exitcodes
+from beanmill import exitcodes, pacing
 from beanmill.beanstalk.lease import LeaseHeld
 from beanmill.beanstalk.server import Beanstalkd
 from beanmill.consumer import Consumer, ConsumerOptions
@@ -36,13 +36,14 @@ def test_producer_consumer_and_reducer_steps_count_every_item_exactly(
     beanstalkd: Beanstalkd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SUMS_ITEMS", "230")
+    monkeypatch.setattr(pacing, "GROUP_MAP_S", 0.0)  # one batch per step, to count them
     spec = load_spec(spec_ref("sums:Squares"))
     stop = threading.Event()
     address = beanstalkd.address
 
     producer = Producer(spec, address, tmp_path / "c.json", ProducerOptions(batch_size=50), stop)
     assert producer.start() is None
-    assert steps_until_done(producer) == 6, "five batches, then the end of items()"
+    assert steps_until_done(producer) == 2, "five batches in one round trip, then the end"
     assert producer.cursor.finished and producer.cursor.items_put == 230
     assert producer.finish(stopped=False) == exitcodes.OK
     producer.close()

@@ -19,42 +19,53 @@ from beanmill.live import (
 from beanmill.live_line import LiveLine
 
 
+def unheld(**kw: float | str | None) -> EndConditions:
+    """End conditions with no --min-items-to-stop, to see the projection alone."""
+    return EndConditions(min_items_to_stop=0, **kw)  # type: ignore[arg-type]
+
+
 def one(value: float, half: float, n: int) -> dict[str, JSON]:
     return {"value": value, "ci95": [value - half, value + half], "n": n}
 
 
 def test_target_items_follows_the_half_width_shrinking_as_one_over_root_n() -> None:
-    conds = EndConditions(until_ci=0.5)
+    conds = unheld(until_ci=0.5)
     # half-width 1.0 at n=1,000: a half-width of 0.5 needs 4x the items
     assert target_items(conds, 1000, one(10.0, 1.0, 1000), 10**6) == 4000
-    rel = EndConditions(until_rel_ci=0.01)  # 1% of 10 is 0.1: 100x the items
+    rel = unheld(until_rel_ci=0.01)  # 1% of 10 is 0.1: 100x the items
     assert target_items(rel, 1000, one(10.0, 1.0, 1000), 10**6) == 100_000
 
 
+def test_target_items_is_never_before_min_items_to_stop() -> None:
+    conds = EndConditions(until_ci=0.5, min_items_to_stop=30_000)
+    assert target_items(conds, 1000, one(10.0, 1.0, 1000), 10**6) == 30_000
+    assert target_items(conds, 1000, one(10.0, 1.0, 1000), 20_000) == 20_000
+
+
 def test_target_items_is_the_first_end_the_population_or_max_items() -> None:
-    conds = EndConditions(until_ci=0.01, max_items=50_000)
+    conds = unheld(until_ci=0.01, max_items=50_000)
     assert target_items(conds, 1000, one(10.0, 1.0, 1000), 10**6) == 50_000
-    assert target_items(EndConditions(until_ci=0.01), 1000, one(10.0, 1.0, 1000), 20_000) == 20_000
+    assert target_items(unheld(until_ci=0.01), 1000, one(10.0, 1.0, 1000), 20_000) == 20_000
     assert target_items(EndConditions(), 1000, None, 20_000) == 20_000
     assert target_items(EndConditions(), 1000, None, None) is None
 
 
 def test_target_items_when_met_already_is_the_items_at_hand_or_the_minimum() -> None:
-    conds = EndConditions(until_ci=2.0)
+    conds = unheld(until_ci=2.0)
     assert target_items(conds, 1000, one(10.0, 1.0, 1000), 10**6) == 1000
     assert target_items(conds, 10, one(10.0, 1.0, 10), 10**6) == MIN_ITEMS_FOR_CI
 
 
 def test_target_items_with_fields_waits_for_the_slowest_or_the_named_one() -> None:
     fields: dict[str, JSON] = {"a": one(1.0, 0.2, 100), "b": one(1.0, 0.4, 100), "c": {"x": 1}}
-    assert target_items(EndConditions(until_ci=0.2), 100, fields, None) == 400
-    named = EndConditions(until_ci=0.2, until_field="a")
+    assert target_items(unheld(until_ci=0.2), 100, fields, None) == 400
+    named = unheld(until_ci=0.2, until_field="a")
     assert target_items(named, 100, fields, None) == 100
 
 
 def test_target_items_scales_a_field_that_sees_fewer_items() -> None:
     # the field has half the items (missing values): 4x its n is 4x the items as well
-    assert target_items(EndConditions(until_ci=0.5), 2000, one(1.0, 1.0, 1000), None) == 8000
+    assert target_items(unheld(until_ci=0.5), 2000, one(1.0, 1.0, 1000), None) == 8000
 
 
 def test_eta_is_the_items_left_over_the_rate() -> None:

@@ -30,7 +30,13 @@ def unusual(tmp_path: Path) -> RunOptions:
         threads=5,
         ttr=33,
         high_water=44,
-        ending=EndConditions(max_items=1234, until_ci=0.5, until_rel_ci=0.01),
+        ending=EndConditions(
+            max_items=1234,
+            until_ci=0.5,
+            until_rel_ci=0.01,
+            until_field="mean",
+            min_items_to_stop=4321,
+        ),
         progress_file=tmp_path / "p.jsonl",
         log_level="debug",
         progress_interval=0.7,
@@ -40,6 +46,7 @@ def unusual(tmp_path: Path) -> RunOptions:
         results_high_water=321,
         secret_file=tmp_path / "secret",
         accept_unsigned_ids=True,
+        rebuild=True,
     )
 
 
@@ -59,9 +66,8 @@ def test_run_builds_an_argv_each_role_parses_with_run_s_values(role: str, tmp_pa
         value = getattr(opts, name)
         assert params[name] == value, f"{role} --{name.replace('_', '-')}"
     if role == "reducer":
-        ending = opts.ending
-        got = (params["max_items"], params["until_ci"], params["until_rel_ci"])
-        assert got == (ending.max_items, ending.until_ci, ending.until_rel_ci)
+        for end in dataclasses.fields(EndConditions):
+            assert params[end.name] == getattr(opts.ending, end.name), end.name
     # Every option of run that the role also has must be among those passed on.
     role_options = {p.name for p in command.params if isinstance(p, click.Option)}
     run_options = {p.name for p in cli.commands["run"].params if isinstance(p, click.Option)}

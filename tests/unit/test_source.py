@@ -168,3 +168,19 @@ def test_population_size_is_known_only_for_sequences() -> None:
     assert population_size(range(7)) == 7
     assert population_size(["a", "b"]) == 2
     assert population_size(i for i in range(7)) is None
+
+
+@PROPERTY
+@given(
+    start=st.integers(-50, 50),
+    stop=st.integers(-50, 400),
+    step=st.integers(1, 4),
+    size=st.integers(1, 50),
+    k=st.integers(0, 10),
+)
+def test_a_range_is_cut_exactly_as_the_same_items_in_a_list(
+    start: int, stop: int, step: int, size: int, k: int
+) -> None:
+    """Ranges take a sliced fast path; it must give the general path's batches."""
+    items = range(start, stop, step)
+    assert list(batches(items, Layout(size), k)) == list(batches(list(items), Layout(size), k))

@@ -71,3 +71,19 @@ def test_a_stop_request_ends_a_pause_at_once() -> None:
     stop.set()
     storm.pause_if_storming(stop, lambda: None)
     assert clock.now == 0.0
+
+
+def test_a_batch_of_successes_fills_the_window_and_ends_the_backoff() -> None:
+    """The all-good fast path leaves what the item-by-item loop would: a window of
+    successes (at most its size), the success mark, no pauses."""
+    storm = Storm()
+    storm.record([Failed("OSError: down", "")] * 30)
+    storm.pauses = 3
+    storm.record(list(range(500)))
+    assert list(storm.recent) == [None] * storm.recent.maxlen  # type: ignore[operator]
+    assert storm.succeeded and storm.pauses == 0
+    storm.record([])
+    assert storm.pauses == 0 and len(storm.recent) == storm.recent.maxlen
+    small = Storm()
+    small.record([1, 2, 3])
+    assert list(small.recent) == [None, None, None]

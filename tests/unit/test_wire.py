@@ -474,3 +474,80 @@ def test_codecs_import_no_deserializer_that_runs_code(module: str) -> None:
             assert (node.module or "").split(".")[0] not in RISKY_MODULES
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             assert node.func.id not in {"eval", "exec", "compile", "__import__"}
+
+
+# -- contiguous integers as a range (version 2 batches) ------------------------------------
+
+RANGED = {"v": 2, "type": "batch", "batch": "s3-0", "attempt": 0, "range": [10, 13]}
+
+
+@PROPERTY
+@given(
+    batch=batch_ids,
+    first=st.integers(min_value=-(2**53), max_value=2**53 - 1000),
+    n=st.integers(min_value=1, max_value=600),
+    attempt=counts,
+)
+def test_a_run_of_integers_round_trips_as_a_range(
+    batch: str, first: int, n: int, attempt: int
+) -> None:
+    record = Batch(batch=batch, items=tuple(range(first, first + n)), attempt=attempt, job="t")
+    body = encode_batch(record)
+    assert decode_batch(body) == record
+    if n > 1:
+        assert json.loads(body)["range"] == [first, first + n]
+        assert json.loads(body)["v"] == 2
+        assert "items" not in json.loads(body)
+
+
+def test_a_range_body_is_the_documented_bytes() -> None:
+    assert encode_batch(Batch("s3-0", (10, 11, 12))) == (
+        b'{"v":2,"type":"batch","batch":"s3-0","attempt":0,"range":[10,13]}'
+    )
+    assert decode_batch(with_(RANGED)).items == (10, 11, 12)
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        (1, 3, 4),  # a gap
+        (3, 2, 1),  # descending
+        (0, True, 2),  # a bool equals 1 but is no item ID
+        (1, 2, "3"),
+        (1, 1),
+        ("1", "2"),
+    ],
+)
+def test_only_runs_of_plain_integers_become_ranges(items: tuple[str | int, ...]) -> None:
+    body = encode_batch(Batch("s3-0", items))
+    assert b'"range"' not in body
+    assert json.loads(body)["v"] == 1
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"range": [5, 5]},  # empty
+        {"range": [6, 5]},  # backwards
+        {"range": [0, 1_000_001]},  # over MAX_RANGE_ITEMS: a forged range must not fill memory
+        {"range": [0, 2**60]},
+        {"range": [0.0, 3]},
+        {"range": [True, 3]},
+        {"range": [0, 3, 5]},
+        {"range": [0]},
+        {"range": "0-3"},
+        {"range": DROP},
+        {"range": [0, 3], "items": [0, 1, 2]},  # both: which one is meant?
+        {"range": DROP, "items": [0, 1, 2]},  # version 2 batches hold a range
+    ],
+)
+def test_a_malformed_range_is_refused(changes: dict[str, Any]) -> None:
+    with pytest.raises(MalformedMessage):
+        decode_batch(with_(RANGED, **changes))
+
+
+def test_a_range_needs_version_2() -> None:
+    with pytest.raises(MalformedMessage):
+        decode_batch(with_(RANGED, v=1))
+    with pytest.raises(MalformedMessage):
+        decode_batch(with_(RANGED, v=True))

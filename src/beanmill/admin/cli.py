@@ -20,6 +20,7 @@ import click
 from beanmill import datadir
 from beanmill.admin import jobs as admin
 from beanmill.admin import render
+from beanmill.beanstalk.binlog_flag import waiting_at
 from beanmill.checkpoint import Snapshot, read_snapshot
 from beanmill.errors import BeanmillError
 from beanmill.jobspec import load_spec
@@ -349,6 +350,8 @@ def _top(t: Target, interval: float, iterations: int | None) -> None:
             lines += render.frame(data, rates)
             if snap is not None:
                 lines.append(render.progress_line(snap, items_per_s))
+            waiting = waiting_at(beanstalkd, name) or []  # a full binlog disk, by role
+            lines += [f"waiting: {w.describe(time.time())}" for w in waiting]
             if redraw:
                 click.clear()
             click.echo("\n".join(lines) + ("" if redraw else "\n"))

@@ -11,6 +11,7 @@ import greenstalk
 from beanmill.admin.base import session, tubes_of
 from beanmill.beanstalk.lease import lease_tube
 from beanmill.errors import BeanmillError
+from beanmill.rebuild import rebuild_tube
 
 
 @dataclass(frozen=True)
@@ -20,10 +21,11 @@ class ResetResult:
 
 
 def job_tubes(job: str) -> tuple[str, ...]:
-    """Every tube a job uses: items, results, control, and its roles' leases."""
+    """Every tube a job uses: items, results, control, rebuild, and its roles' leases."""
     items, results = tubes_of(job)
     leases = [lease_tube(job, role) for role in ("reducer", "producer")]
-    return (items, results, f"{job}.control", *leases, *(f"{t}.holder" for t in leases))
+    holders = (f"{t}.holder" for t in leases)
+    return (items, results, f"{job}.control", rebuild_tube(job), *leases, *holders)
 
 
 def reset(address: str, job: str, data_dir: Path | None = None) -> ResetResult:

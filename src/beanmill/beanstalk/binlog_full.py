@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import greenstalk
 import structlog
@@ -52,6 +52,15 @@ def message(exc: greenstalk.BeanstalkdError, verb: str, tube: str | None) -> str
     )
 
 
+class Flag(Protocol):
+    """Shows others that this role waits (binlog_flag.WaitFlag): on at the first refusal,
+    off once a command goes through."""
+
+    def show(self) -> None: ...
+
+    def clear(self) -> None: ...
+
+
 class BinlogWaits:
     """How one role waits while beanstalkd cannot write its binlog: stoppable, feeding its
     watchdog (and whatever else `tick` does, such as touching the jobs in hand), and saying
@@ -69,6 +78,8 @@ class BinlogWaits:
         self.notice_open = False
         #: Since when the current wait has lasted (None: not waiting), for status and tests.
         self.waiting_since: float | None = None
+        #: What `status` and `top` see of the wait; set by the role (binlog_flag.flag_waits).
+        self.flag: Flag | None = None
 
     def retried(self, command: Callable[[], T], verb: str, tube: str | None, address: str) -> T:
         """Run a command; while beanstalkd refuses it for want of binlog space, say so, wait
@@ -83,15 +94,20 @@ class BinlogWaits:
                 line = message(exc, verb, tube)
                 if self.stop is None:
                     raise QueueFull(line) from None
-                since = since if since is not None else self.clock()
+                if since is None:
+                    since = self.clock()
+                    if self.flag is not None:
+                        self.flag.show()
                 self.waiting_since = since
                 self.notice(exc, verb, tube, address, line)
                 if not self.wait(delay):
+                    self._clear_flag()
                     raise QueueLost(f"stopped while waiting for beanstalkd: {line}") from None
                 delay = min(delay * 2, WAIT_MAX_S)
                 continue
             if since is not None:
                 self.waiting_since = None
+                self._clear_flag()
                 if self.notice_open:  # once per line shown: a disk at the edge must not flood
                     self.notice_open = False
                     log.info(
@@ -100,6 +116,10 @@ class BinlogWaits:
                         waited_s=round(self.clock() - since, 1),
                     )
             return result
+
+    def _clear_flag(self) -> None:
+        if self.flag is not None:
+            self.flag.clear()
 
     def notice(
         self,

@@ -4,6 +4,7 @@ reconnect, QueueLost) is in link.py, the reads in peeks.py."""
 from __future__ import annotations
 
 import greenstalk
+import structlog
 
 from beanmill.beanstalk import pipeline
 from beanmill.beanstalk.link import (
@@ -15,7 +16,16 @@ from beanmill.beanstalk.link import (
 )
 from beanmill.beanstalk.peeks import Peeks
 
-__all__ = ["CONNECTION_ERRORS", "DEFAULT_PRIORITY", "Queue", "connect", "parse_address"]
+__all__ = [
+    "CONNECTION_ERRORS",
+    "DEFAULT_PRIORITY",
+    "Queue",
+    "connect",
+    "parse_address",
+    "still_held",
+]
+
+log = structlog.get_logger()
 
 
 class Queue(Peeks):
@@ -122,13 +132,22 @@ class Queue(Peeks):
 
         self._binlog_retried(release, "release", None)
 
-    def touch(self, job: greenstalk.Job[bytes]) -> None:
-        with lost_on_error(self.address):
-            self.client.touch(job)
+    def touch(self, job: greenstalk.Job[bytes]) -> bool:
+        """False when this connection no longer holds the job (its TTR ran out)."""
+        try:
+            with lost_on_error(self.address):
+                self.client.touch(job)
+        except greenstalk.NotFoundError:
+            return False
+        return True
 
-    def ttr(self, job: greenstalk.Job[bytes]) -> int:
-        with lost_on_error(self.address):
-            return int(self.client.stats_job(job)["ttr"])
+    def ttr(self, job: greenstalk.Job[bytes]) -> int | None:
+        """The job's TTR; None when the job is gone (done by another consumer already)."""
+        try:
+            with lost_on_error(self.address):
+                return int(self.client.stats_job(job)["ttr"])
+        except greenstalk.NotFoundError:
+            return None
 
     def drain(self, tube: str) -> int:
         """Delete every ready, delayed and buried job of a tube (reserved ones stay)."""
@@ -153,3 +172,20 @@ class Queue(Peeks):
         except greenstalk.NotFoundError:
             return None
         return job
+
+
+def still_held(queue: Queue, jobs: list[greenstalk.Job[bytes]]) -> list[greenstalk.Job[bytes]]:
+    """Touch the jobs in hand; those this connection still holds. A touch that meets
+    NOT_FOUND means the job's TTR ran out while its host was cut off (or paused), and another
+    consumer may have it now: it is no longer touched; its partial, if put, is a duplicate
+    that the reducer's ledger drops, and its delete finds nothing."""
+    if queue.touch_many([job.id for job in jobs]) == len(jobs):
+        return jobs
+    kept = [job for job in jobs if queue.touch(job)]
+    log.warning(
+        "jobs_lost_while_held",
+        jobs=len(jobs) - len(kept),
+        hint="their TTR ran out (a partition, or a pause longer than the TTR) and beanstalkd "
+        "handed them out again; the total stays exact",
+    )
+    return kept

@@ -27,6 +27,7 @@ import contextlib
 import greenstalk
 import structlog
 
+from beanmill.beanstalk.binlog_flag import flag_waits
 from beanmill.beanstalk.binlog_full import BINLOG_REFUSALS, BinlogWaits
 from beanmill.beanstalk.lease_lock import LockConnection, take
 from beanmill.beanstalk.lease_record import Holder, HolderRecord
@@ -59,6 +60,7 @@ def lease_tube(job: str, role: str) -> str:
 def hold(address: str, job: str, role: str, waits: BinlogWaits) -> Lease:
     """The lease of `role` for `job`, acquired: one holder per job from any host, or
     LeaseHeld naming the holder."""
+    flag_waits(waits, address, job, role)  # its waits on a full binlog disk show in status
     lease = Lease(address, lease_tube(job, role), role=role, waits=waits)
     lease.acquire()
     return lease

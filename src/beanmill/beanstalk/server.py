@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,7 +70,8 @@ class Beanstalkd:
         """Its stderr, appended, 0600: a pipe that nobody reads would block it one day."""
         return self.binlog_dir.parent / LOG_NAME
 
-    def start(self) -> Beanstalkd:
+    def start(self, meanwhile: Callable[[], object] | None = None) -> Beanstalkd:
+        """`meanwhile` runs while it comes up (`run` imports its roles then)."""
         self.binlog_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
             beanstalkd_path(),
@@ -91,6 +93,8 @@ class Beanstalkd:
                 start_new_session=True,
                 preexec_fn=die_with_parent if self.die_with_parent else None,
             )
+        if meanwhile is not None:
+            meanwhile()
         deadline = time.monotonic() + START_TIMEOUT_S
         delay = 0.001  # it listens within milliseconds: a first nap of 20 ms was most of its start
         while time.monotonic() < deadline:
@@ -154,7 +158,10 @@ def disk_full(path: Path) -> bool:
 
 
 def start_private(
-    binlog_dir: Path, host: str = "127.0.0.1", extra_args: tuple[str, ...] = ()
+    binlog_dir: Path,
+    host: str = "127.0.0.1",
+    extra_args: tuple[str, ...] = (),
+    meanwhile: Callable[[], object] | None = None,
 ) -> Beanstalkd:
     """Start on a free loopback port, retrying if another process takes the port first."""
     last: QueueUnavailable | None = None
@@ -167,7 +174,7 @@ def start_private(
             die_with_parent=True,
         )
         try:
-            return server.start()
+            return server.start(meanwhile)
         except QueueUnavailable as exc:
             if "lock" in str(exc).lower():
                 raise QueueUnavailable(

@@ -138,7 +138,7 @@ class Mean(_Estimator):
     def interval(self, total: JSON, confidence: float = 0.95) -> tuple[float, float] | None:
         """The normal approximation mean ± z·s/√n, with the FPC when the population is known.
         On skewed values it holds only from a large enough n: the stop rule waits for it
-        (ending.min_items_to_stop, docs/sampling.md)."""
+        (ending.skew_min_items and --min-items-to-stop, docs/sampling.md)."""
         var = self.variance(total)
         mean, n = self._mean_n(total)
         if var is None or mean is None:

@@ -12,11 +12,22 @@ import binascii
 import json
 import math
 from collections.abc import Sequence
-
-from datasketches import hll_sketch, hll_union, kll_doubles_sketch, tgt_hll_type
+from typing import TYPE_CHECKING, Any
 
 from beanmill.jsontypes import JSON
 from beanmill.reducers._common import _dict, _fmt, _int, _num, _present, z_of
+
+if TYPE_CHECKING:
+    from datasketches import hll_sketch, kll_doubles_sketch
+
+
+def _ds() -> Any:
+    """datasketches, imported at first use: loading it costs ~150 ms, and every role of a
+    job that uses no sketch would pay it at start (this package imports this module)."""
+    import datasketches
+
+    return datasketches
+
 
 __all__ = ["Distinct", "Quantile", "Quantiles"]
 
@@ -61,14 +72,14 @@ class Quantiles:
     def _sketch(self, p: JSON) -> kll_doubles_sketch:
         data = _unb64(_dict(p, self.label).get("kll"), self.label)
         try:
-            return kll_doubles_sketch.deserialize(data)
+            return _ds().kll_doubles_sketch.deserialize(data)
         except (RuntimeError, ValueError, IndexError) as e:
             raise ValueError(f"{self.label}: not a KLL sketch: {e}") from None
 
     def _exact(self, xs: list[float]) -> dict[str, JSON]:
         """A sketch of at most k values, built in sorted order: the same bytes for the same
         values, whatever the split and the order they came in."""
-        sketch = kll_doubles_sketch(self.k)
+        sketch = _ds().kll_doubles_sketch(self.k)
         for x in sorted(xs):
             sketch.update(x)
         return self._state(sketch)
@@ -77,7 +88,7 @@ class Quantiles:
         xs = [float(_num(v, self.label)) for v in values]
         if len(xs) <= self.k:
             return self._exact(xs)
-        sketch = kll_doubles_sketch(self.k)
+        sketch = _ds().kll_doubles_sketch(self.k)
         for x in xs:
             sketch.update(x)
         return self._state(sketch)
@@ -94,7 +105,7 @@ class Quantiles:
             s.is_estimation_mode() for s in sketches
         ):
             return self._exact([x for s in sketches for x, _ in s])
-        merged = kll_doubles_sketch(self.k)
+        merged = _ds().kll_doubles_sketch(self.k)
         for sketch in sketches:
             merged.merge(sketch)
         return self._state(merged)
@@ -115,7 +126,7 @@ class Quantiles:
             return est
         eps = 0.0
         if sketch.is_estimation_mode():
-            eps = kll_doubles_sketch.get_normalized_rank_error(sketch.k, False)
+            eps = _ds().kll_doubles_sketch.get_normalized_rank_error(sketch.k, False)
         # The sample's rank of the population's q-quantile is binomial: q ± z·sd, and one
         # more value either side for the discreteness of order statistics.
         spread = z_of(0.95) * math.sqrt(q * (1 - q) / n) * self._fpc(n) + 1 / n
@@ -203,12 +214,12 @@ class Distinct:
     def _sketch(self, p: JSON) -> hll_sketch:
         data = _unb64(_dict(p, self.label).get("hll"), self.label)
         try:
-            return hll_sketch.deserialize(data)
+            return _ds().hll_sketch.deserialize(data)
         except (RuntimeError, ValueError, IndexError) as e:
             raise ValueError(f"{self.label}: not an HLL sketch: {e}") from None
 
     def reduce(self, values: Sequence[JSON]) -> JSON:
-        sketch = hll_sketch(self.lg_k, tgt_hll_type.HLL_8)
+        sketch = _ds().hll_sketch(self.lg_k, _ds().tgt_hll_type.HLL_8)
         for v in values:
             try:
                 sketch.update(distinct_key(v))
@@ -223,11 +234,11 @@ class Distinct:
         if len(present) == 1:
             self._sketch(present[0])
             return present[0]
-        union = hll_union(self.lg_k)
+        union = _ds().hll_union(self.lg_k)
         for p in present:
             union.update(self._sketch(p))
         n = sum(_int(_dict(p, self.label).get("n"), "n") for p in present)
-        return self._state(union.get_result(tgt_hll_type.HLL_8), n)
+        return self._state(union.get_result(_ds().tgt_hll_type.HLL_8), n)
 
     def _summary(self, total: JSON) -> tuple[float, float, float, int]:
         """(estimate, lower, upper, n): bounds at two standard errors (95.4%)."""

@@ -9,12 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from beanmill.beanstalk.binlog_flag import waiting_at
 from beanmill.checkpoint_ops import read_failed, read_history
 from beanmill.checkpoint_store import Snapshot, read_snapshot
 from beanmill.ending import half_width
 from beanmill.jobspec import Progress
 from beanmill.jsontypes import JSON
 from beanmill.metrics import Live, RateTracker, TubeStats
+from beanmill.rebuild import rebuild_due
 
 #: The page lists this many failed items (`beanmill buried` lists them all).
 MAX_FAILED = 100
@@ -66,9 +68,16 @@ class StatusSource:
             history=_history(self.checkpoint) if snap.estimate is not None else [],
             failed=_failed(self.checkpoint),
             consumers=self._consumers(now),
+            rebuild_due=rebuild_due(self.checkpoint),
+            binlog_full=self._binlog_full(snap.job),
             **self._queue(),
         )
         return doc
+
+    def _binlog_full(self, job: str) -> list[JSON] | None:
+        """The roles waiting on beanstalkd's full binlog disk, as `status --json` has them."""
+        waiting = waiting_at(self.tubes.address, job) if self.tubes is not None else None
+        return None if waiting is None else [dict(w.as_json()) for w in waiting]
 
     def _queue(self) -> dict[str, JSON]:
         """Tube counts and consumers connected, when beanstalkd is known and answers."""
