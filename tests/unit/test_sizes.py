@@ -17,9 +17,9 @@ FUNCTION_LINES = 60
 #: Still over the limit: qualified name (module path with dots, then the class and function
 #: names) to its size today, a cap it must not grow past.
 ALLOWED: dict[str, int] = {
-    "consumer.Consumer": 281,
+    "consumer.Consumer": 268,
     "mapping.Mapper._run": 66,
-    "producer.Producer": 246,
+    "producer.Producer": 221,
 }
 
 
