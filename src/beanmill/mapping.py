@@ -159,19 +159,30 @@ class Mapper:
             if not pending:
                 return
             tick()
-            if not self.map_timeout:
-                continue
-            now = time.monotonic()
-            hung = [i for i, started in list(running.values()) if now - started > self.map_timeout]
-            if hung:
-                with self._lock:
-                    self._generation += 1
-                    for index in hung:
-                        results[index] = Failed.of(
-                            MapTimeout(f"map() ran longer than --map-timeout {self.map_timeout:g}s")
-                        )
-                self._abandon_pool(futures, len(hung))
+            if self.map_timeout and self._fail_hung(self.map_timeout, running, results, futures):
                 return
+
+    def _fail_hung(
+        self,
+        timeout: float,
+        running: dict[int, tuple[int, float]],
+        results: list[Outcome | _Pending],
+        futures: list[Future[None]],
+    ) -> bool:
+        """Fail each item whose map() has run past --map-timeout, and give up this pool (its
+        threads cannot be stopped); False while none has."""
+        now = time.monotonic()
+        hung = [i for i, started in list(running.values()) if now - started > timeout]
+        if not hung:
+            return False
+        with self._lock:
+            self._generation += 1
+            for index in hung:
+                results[index] = Failed.of(
+                    MapTimeout(f"map() ran longer than --map-timeout {timeout:g}s")
+                )
+        self._abandon_pool(futures, len(hung))
+        return True
 
     def _abandon_pool(self, futures: list[Future[None]], hung: int) -> None:
         for f in futures:

@@ -18,7 +18,6 @@ FUNCTION_LINES = 60
 #: names) to its size today, a cap it must not grow past.
 ALLOWED: dict[str, int] = {
     "consumer.Consumer": 268,
-    "mapping.Mapper._run": 66,
     "producer.Producer": 221,
 }
 
