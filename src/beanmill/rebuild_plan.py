@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from beanmill.errors import MalformedMessage
 from beanmill.ids import split_batch_id
+from beanmill.wire import dumps
 
 REBUILD_VERSION = 1
 #: A bitmap larger than this (compressed, base64) is left out: then every batch is re-put.
@@ -70,7 +71,7 @@ def encode_request(request: RebuildRequest) -> bytes:
     }
     if isinstance(obj["applied"], str) and len(obj["applied"]) > MAX_APPLIED_CHARS:
         obj["applied"] = None
-    return json.dumps(obj, separators=(",", ":")).encode()
+    return dumps(obj)
 
 
 def decode_request(body: bytes) -> RebuildRequest:
