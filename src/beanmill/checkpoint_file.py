@@ -106,7 +106,11 @@ def _create(path: Path, job: str) -> None:
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     db = sqlite3.connect(tmp, isolation_level=None)
     try:
-        db.executescript(SCHEMA)
+        # One transaction and no syncs of its own: the file is synced whole before it is
+        # renamed in, so a crash leaves only a `.new` that the next start replaces.
+        db.execute("PRAGMA journal_mode = OFF")
+        db.execute("PRAGMA synchronous = OFF")
+        db.executescript(f"BEGIN; {SCHEMA}")
         now = time.time()
         meta = {
             "schema": SCHEMA_VERSION,
@@ -122,6 +126,7 @@ def _create(path: Path, job: str) -> None:
             [(k, json.dumps(v)) for k, v in meta.items()],
         )
         seal(db, path, ledger=0)
+        db.execute("COMMIT")
     finally:
         db.close()
     fd = os.open(tmp, os.O_RDONLY)

@@ -6,7 +6,7 @@ every user-facing failure becomes one `beanmill: error: ...` line and exit statu
 
 from __future__ import annotations
 
-import errno
+import gc
 import sys
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from beanmill import exitcodes, logs
 from beanmill.config import add_env_vars, default_map, describe_sources, find_config, load_config
 from beanmill.ending import EndConditions, check_until_field
 from beanmill.errors import BeanmillError, UserCodeError
+from beanmill.files import file_problem
 from beanmill.jobspec import load_spec
 from beanmill.lazycli import LazyGroup
 from beanmill.options import (
@@ -367,6 +368,16 @@ cli.on_load = add_env_vars  # the operator commands, imported when named
 
 def main() -> None:
     try:
+        _main()
+    finally:
+        # At exit the interpreter's last collection walks every object of the ~400 modules
+        # imported: about 25 ms per process. Frozen, they are skipped; files are closed
+        # and flushed by their owners, and stdout and stderr at exit, as before.
+        gc.freeze()
+
+
+def _main() -> None:
+    try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         sys.exit(130)
@@ -386,14 +397,3 @@ def main() -> None:
         # missing parent, a read-only or full disk): the user's to fix, so one line.
         print(f"beanmill: error: {file_problem(exc)}", file=sys.stderr)
         sys.exit(exitcodes.USAGE)
-
-
-def file_problem(exc: OSError) -> str:
-    why = exc.strerror or type(exc).__name__
-    hint = {
-        errno.ENOSPC: "free space on its disk",
-        errno.EROFS: "the disk is read-only: pass a path on a writable one",
-        errno.EACCES: "pass a path this user may write, or fix its permissions",
-        errno.ENOENT: "check the path (its parent directory must exist or be creatable)",
-    }.get(exc.errno or 0, "check the path, its permissions and its disk")
-    return f"cannot use {exc.filename} ({why}): {hint}; nothing already done was lost"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import stat
@@ -98,3 +99,15 @@ def lock_holder(path: Path) -> int | None:
     with contextlib.suppress(OSError, ValueError):
         return int(path.read_text().strip())
     return None
+
+
+def file_problem(exc: OSError) -> str:
+    """One line for a path of ours that cannot be made or written: the user's to fix."""
+    why = exc.strerror or type(exc).__name__
+    hint = {
+        errno.ENOSPC: "free space on its disk",
+        errno.EROFS: "the disk is read-only: pass a path on a writable one",
+        errno.EACCES: "pass a path this user may write, or fix its permissions",
+        errno.ENOENT: "check the path (its parent directory must exist or be creatable)",
+    }.get(exc.errno or 0, "check the path, its permissions and its disk")
+    return f"cannot use {exc.filename} ({why}): {hint}; nothing already done was lost"

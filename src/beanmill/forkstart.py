@@ -15,6 +15,7 @@ the role starts as a fresh interpreter instead (`fresh_start`).
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import signal
 import subprocess
@@ -105,6 +106,9 @@ def start_role(argv: list[str], name: str, output: IO[str] | None = None) -> Rol
         return fresh_start(argv, output)
     sys.stdout.flush()
     sys.stderr.flush()
+    # The imported modules' objects go to the collector's permanent generation: the roles'
+    # collections no longer walk them (nor write to their pages, which stay shared).
+    gc.freeze()
     pid = os.fork()
     if pid:
         return ForkedProcess(pid)
