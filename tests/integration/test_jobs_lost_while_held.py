@@ -64,15 +64,15 @@ def test_a_touch_that_meets_not_found_drops_that_job_and_keeps_the_others(
     lost, kept = consumer.queue.reserve(timeout=5), consumer.queue.reserve(timeout=5)
     assert lost is not None and kept is not None
     assert (lost.id, kept.id) == (lost_id, kept_id)
-    consumer._hold([lost, kept])
+    consumer.hand.hold([lost, kept])
     consumer.keep_alive()  # learns the TTR while both are held
     taken_by_another(consumer, other, lost_id)
-    consumer.last_touch = 0.0  # half the TTR has passed, as far as the consumer knows
+    consumer.hand.last_touch = 0.0  # half the TTR has passed, as far as the consumer knows
     consumer.keep_alive()
-    assert [job.id for job in consumer.held] == [kept_id]
-    consumer.last_touch = 0.0
+    assert [job.id for job in consumer.hand.jobs] == [kept_id]
+    consumer.hand.last_touch = 0.0
     consumer.keep_alive()
-    assert [job.id for job in consumer.held] == [kept_id]
+    assert [job.id for job in consumer.hand.jobs] == [kept_id]
     assert other.stats_job(kept_id)["state"] == "reserved"
 
 
@@ -83,8 +83,8 @@ def test_a_job_gone_before_its_first_touch_is_dropped_without_a_crash(
     job = consumer.queue.reserve(timeout=5)
     assert job is not None and job.id == job_id
     taken_by_another(consumer, other, job_id)
-    consumer._hold([job])
+    consumer.hand.hold([job])
     consumer.keep_alive()  # its TTR cannot be read: the job is gone
-    consumer.last_touch = 0.0
+    consumer.hand.last_touch = 0.0
     consumer.keep_alive()
-    assert consumer.held == []
+    assert consumer.hand.jobs == []

@@ -17,7 +17,6 @@ FUNCTION_LINES = 60
 #: Still over the limit: qualified name (module path with dots, then the class and function
 #: names) to its size today, a cap it must not grow past.
 ALLOWED: dict[str, int] = {
-    "consumer.Consumer": 268,
     "producer.Producer": 221,
 }
 

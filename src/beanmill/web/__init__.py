@@ -59,7 +59,7 @@ def serve_consumer(consumer: Consumer, address: HttpAddress) -> HttpServer:
 
     registry = new_registry()
     metrics = ConsumerMetrics(consumer.spec.name, registry)
-    metrics.watch_pause(lambda: consumer.paused)
+    metrics.watch_pause(lambda: consumer.waits.paused)
     metrics.watch_disk(lambda: consumer.queue.binlog_waits.waiting_since is not None)
     consumer.metrics = metrics
     return HttpServer(address, registry)
