@@ -6,9 +6,10 @@ import os
 import stat
 from pathlib import Path
 
+import greenstalk
 import pytest
 
-from beanmill.beanstalk.server import LOG_NAME, Beanstalkd, free_port
+from beanmill.beanstalk.server import BINLOG_FILE_BYTES, LOG_NAME, Beanstalkd, free_port
 from beanmill.errors import QueueUnavailable
 
 
@@ -41,3 +42,21 @@ def test_a_second_beanstalkd_on_the_same_binlog_says_it_is_locked(tmp_path: Path
             Beanstalkd(tmp_path / "binlog", free_port()).start()
     finally:
         first.kill()
+
+
+@pytest.mark.parametrize(
+    ("extra", "size"), [((), BINLOG_FILE_BYTES), (("-s", "65536"), 65536)], ids=["ours", "given"]
+)
+def test_binlog_files_are_small_unless_the_caller_sizes_them(
+    tmp_path: Path, extra: tuple[str, ...], size: int
+) -> None:
+    """beanstalkd fills a new binlog file with zeros before it serves the first put: at its
+    10 MiB default that stalled every short run."""
+    server = Beanstalkd(tmp_path / "binlog", free_port(), extra_args=extra).start()
+    try:
+        with greenstalk.Client((server.host, server.port)) as client:
+            client.put("x")
+        files = sorted((tmp_path / "binlog").glob("binlog.*"))
+        assert [f.stat().st_size for f in files] == [size]
+    finally:
+        server.stop()
