@@ -6,7 +6,6 @@ every user-facing failure becomes one `beanmill: error: ...` line and exit statu
 
 from __future__ import annotations
 
-import gc
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from beanmill import exitcodes, logs
 from beanmill.config import add_env_vars, default_map, describe_sources, find_config, load_config
 from beanmill.ending import EndConditions, check_until_field
 from beanmill.errors import BeanmillError, UserCodeError
+from beanmill.exiting import exit_code, finish
 from beanmill.files import file_problem
 from beanmill.jobspec import load_spec
 from beanmill.lazycli import LazyGroup
@@ -369,11 +369,10 @@ cli.on_load = add_env_vars  # the operator commands, imported when named
 def main() -> None:
     try:
         _main()
-    finally:
-        # At exit the interpreter's last collection walks every object of the ~400 modules
-        # imported: about 25 ms per process. Frozen, they are skipped; files are closed
-        # and flushed by their owners, and stdout and stderr at exit, as before.
-        gc.freeze()
+        code = 0
+    except SystemExit as exc:
+        code = exit_code(exc)
+    finish(code)
 
 
 def _main() -> None:

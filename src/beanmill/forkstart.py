@@ -26,6 +26,7 @@ from typing import IO, Protocol
 
 from beanmill import signals
 from beanmill.beanstalk.server import die_with_parent
+from beanmill.exiting import exit_code, leave
 
 RELAY_THREAD = "stop-signals"
 
@@ -162,18 +163,11 @@ def _child(args: list[str], name: str, output: IO[str] | None) -> None:
         main()
         code = 0
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if isinstance(exc.code, str):
-            print(exc.code, file=sys.stderr)
+        code = exit_code(exc)
     except BaseException:
         traceback.print_exc()
     finally:
-        try:
-            atexit._run_exitfuncs()
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+        leave(code)
 
 
 def _title(title: str) -> None:
