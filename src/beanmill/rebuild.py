@@ -131,20 +131,21 @@ def serve_rebuild(producer: Producer, wait: bool) -> int:
     items = p.items if isinstance(p.items, Sequence) else p.spec.items()
     upto = None if p.cursor.finished else p.cursor.next_batch
     put = 0
-    for seq, chunk in p._user_batches(items, 0):
+    gate = p.gate
+    for seq, chunk in p.source.user_batches(items, 0):
         if (upto is not None and seq >= upto) or p.stop.is_set():
             break
         if not request.missing(seq):
             continue
-        if p.budget <= 0:
-            p._retrying(p._wait_below_high_water)
-            p.budget = max(1, p.opts.high_water // 10)
-            if p.finished_early:
+        if gate.budget <= 0:
+            gate.retrying(functools.partial(gate.wait_below_high_water, p.identity))
+            gate.refill()
+            if gate.finished_early:
                 break
         put_one = functools.partial(p.putter.put_batch, p.layout.batch_id(seq), tuple(chunk))
-        p._retrying(functools.partial(put_one, p.identity))
+        gate.retrying(functools.partial(put_one, p.identity))
         crashpoint("producer.after_rebuild_put")
-        p.budget -= 1
+        gate.budget -= 1
         put += 1
     log.warning("rebuild_served", batches=put, covered=len(request.applied or ()))
     return put
@@ -154,13 +155,13 @@ def _request(p: Producer, wait: bool) -> RebuildRequest | None:
     tube = rebuild_tube(p.spec.name)
     said = False
     while not p.stop.is_set():
-        job = p._retrying(functools.partial(p.queue.peek_ready, tube))
+        job = p.gate.retrying(functools.partial(p.queue.peek_ready, tube))
         if job is not None:
             try:
                 verify(p.opts.signer, job.body)
                 return decode_request(job.body)
             except MalformedMessage as exc:
-                p._retrying(functools.partial(_bury, p.queue, job.id))
+                p.gate.retrying(functools.partial(_bury, p.queue, job.id))
                 log.error("rebuild_request_buried", job_id=job.id, reason=str(exc))
                 continue
         if not wait:
