@@ -12,6 +12,8 @@ EARLY_COMMIT_ITEMS = 1000
 #: share of --commit-interval instead of all of it: status and the job's end come promptly,
 #: while a trickle of results still costs at most 1/(share x interval) commits per second.
 CAUGHT_UP_SHARE = 0.05
+#: How often a caught-up reducer with work staged looks for more (one round trip each).
+CAUGHT_UP_LOOK_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,14 @@ class Staging:
 
 def interval(commit_interval: float, caught_up: bool) -> float:
     return (CAUGHT_UP_SHARE if caught_up else 1.0) * commit_interval
+
+
+def look_again_in(last_commit: float, commit_interval: float, now: float) -> float:
+    """Caught up with work staged, the reducer commits when the caught-up interval is out;
+    until then it looks for more every few ms, so what comes meanwhile (above all the end
+    record, which makes the commit due at once) joins that commit. Seconds to wait."""
+    left = last_commit + interval(commit_interval, caught_up=True) - now
+    return min(max(0.0, left), CAUGHT_UP_LOOK_S)
 
 
 def commit_due(

@@ -24,7 +24,7 @@ from beanmill import exitcodes, reducer_commit
 from beanmill.beanstalk.connection import Queue
 from beanmill.beanstalk.lease import hold
 from beanmill.checkpoint import Checkpoint
-from beanmill.commit_policy import Staging, commit_due, interval
+from beanmill.commit_policy import Staging, commit_due, look_again_in
 from beanmill.crashpoint import crashpoint
 from beanmill.driver import drive
 from beanmill.ending import EndConditions, StopRule
@@ -194,9 +194,8 @@ class Reducer:
             self.reporter.print(self.snap)
         timeout = 1
         if self.fold.job_count and self.caught_up:
-            # Wait out the short caught-up interval, then commit unless more came.
-            wait = interval(self.opts.commit_interval, self.caught_up)
-            self.stop.wait(max(0.0, self.last_commit + wait - time.monotonic()))
+            now = time.monotonic()
+            self.stop.wait(look_again_in(self.last_commit, self.opts.commit_interval, now))
             timeout = 0
         jobs = self.queue.reserve_many(timeout=timeout, most=RESERVE_AT_ONCE)
         self.caught_up = len(jobs) < RESERVE_AT_ONCE

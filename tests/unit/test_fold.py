@@ -6,11 +6,18 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from beanmill.checkpoint import Snapshot
-from beanmill.commit_policy import CAUGHT_UP_SHARE, Staging, commit_due
+from beanmill.commit_policy import (
+    CAUGHT_UP_LOOK_S,
+    CAUGHT_UP_SHARE,
+    Staging,
+    commit_due,
+    look_again_in,
+)
 from beanmill.fold import Commit, Fold
 from beanmill.jsontypes import JSON
 from beanmill.reducers import Sum
@@ -149,6 +156,19 @@ def test_commit_policy_commits_sooner_when_caught_up_and_when_the_job_is_done() 
     snap = replace(snap, end_batches=None)
     assert not commit_due(staging(), snap, 2.0 * CAUGHT_UP_SHARE * 0.9, 2.0, caught_up=True)
     assert commit_due(staging(), snap, 2.0 * CAUGHT_UP_SHARE, 2.0, caught_up=True)
+
+
+def test_a_caught_up_reducer_looks_again_every_few_ms_until_its_interval_is_out() -> None:
+    """The end record coming within the caught-up interval is seen within CAUGHT_UP_LOOK_S,
+    not at the interval's end (which made every short run 100 ms longer)."""
+    last, every = 10.0, 2.0
+    out = last + every * CAUGHT_UP_SHARE
+    assert look_again_in(last, every, now=last) == CAUGHT_UP_LOOK_S
+    assert look_again_in(last, every, now=out - CAUGHT_UP_LOOK_S / 2) == pytest.approx(
+        CAUGHT_UP_LOOK_S / 2
+    )
+    assert look_again_in(last, every, now=out) == 0.0
+    assert look_again_in(last, every, now=out + 5) == 0.0
 
 
 def test_commit_policy_doubles_early_for_log_spaced_estimates() -> None:
