@@ -266,7 +266,7 @@ def run_job(spec: Spec, opts: RunOptions, stop: threading.Event) -> int:
         preload_roles()
     if opts.http is not None:
         print(f"[{spec.name}] dashboard and /metrics: http://{opts.http}/", flush=True)
-    # The reducer starts last: the work can begin without it, its results wait on the queue.
+    # The reducer is the list's last; it is started first (see _supervise).
     roles = [Role("producer", _argv("producer", spec, address, opts))]
     roles += [
         Role(f"consumer-{i + 1}", _argv("consumer", spec, address, opts))
@@ -340,9 +340,11 @@ def _supervise(
     server: Beanstalkd | None,
     live: Line | None = None,
 ) -> int:
-    for role in roles:
-        role.start()
     reducer = roles[-1]
+    # The reducer first: its lease and its checkpoint take longest to set up, and a short
+    # run ends waiting on it, while the others' work waits on the queue for it anyway.
+    for role in (reducer, *roles[:-1]):
+        role.start()
     live = live or NoLine()
     while True:
         _nap(roles, POLL_S)
