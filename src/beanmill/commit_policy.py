@@ -12,7 +12,8 @@ EARLY_COMMIT_ITEMS = 1000
 #: share of --commit-interval instead of all of it: status and the job's end come promptly,
 #: while a trickle of results still costs at most 1/(share x interval) commits per second.
 CAUGHT_UP_SHARE = 0.05
-#: How often a caught-up reducer with work staged looks for more (one round trip each).
+#: A caught-up reducer with work staged looks for more after this long, then after twice as
+#: long at each further look.
 CAUGHT_UP_LOOK_S = 0.005
 
 
@@ -30,12 +31,24 @@ def interval(commit_interval: float, caught_up: bool) -> float:
     return (CAUGHT_UP_SHARE if caught_up else 1.0) * commit_interval
 
 
-def look_again_in(last_commit: float, commit_interval: float, now: float) -> float:
-    """Caught up with work staged, the reducer commits when the caught-up interval is out;
-    until then it looks for more every few ms, so what comes meanwhile (above all the end
-    record, which makes the commit due at once) joins that commit. Seconds to wait."""
+def next_reserve(
+    staged_jobs: int,
+    caught_up: bool,
+    looks: int,
+    last_commit: float,
+    commit_interval: float,
+    now: float,
+    most: int,
+) -> tuple[float, int, int]:
+    """How the reducer takes its next results: (seconds to wait first, the reserve's timeout,
+    most jobs). Caught up with work staged, it commits when the caught-up interval is out;
+    until then it looks for more after 5 ms, then 10, 20, ... (`looks` made so far). What
+    comes meanwhile (above all the end record, which makes the commit due at once) joins
+    that commit within a few ms, and a trickle of results costs a few looks per interval."""
+    if not (staged_jobs and caught_up):
+        return 0.0, 1, most
     left = last_commit + interval(commit_interval, caught_up=True) - now
-    return min(max(0.0, left), CAUGHT_UP_LOOK_S)
+    return min(max(0.0, left), CAUGHT_UP_LOOK_S * 2**looks), 0, most
 
 
 def commit_due(

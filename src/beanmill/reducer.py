@@ -24,7 +24,7 @@ from beanmill import exitcodes, reducer_commit
 from beanmill.beanstalk.connection import Queue
 from beanmill.beanstalk.lease import hold
 from beanmill.checkpoint import Checkpoint
-from beanmill.commit_policy import Staging, commit_due, look_again_in
+from beanmill.commit_policy import Staging, commit_due, next_reserve
 from beanmill.crashpoint import crashpoint
 from beanmill.driver import drive
 from beanmill.ending import EndConditions, StopRule
@@ -101,7 +101,7 @@ class Reducer:
             stop_rule=self.stop_rule,
         )
         self.last_commit = time.monotonic()
-        self.caught_up = False
+        self.caught_up, self.looks = False, 0
         #: Retries committed but maybe not put: at start, and after a lost connection.
         self.retries_due = True
 
@@ -192,12 +192,13 @@ class Reducer:
                 return True
         if self.reporter.due():
             self.reporter.print(self.snap)
-        timeout = 1
-        if self.fold.job_count and self.caught_up:
-            now = time.monotonic()
-            self.stop.wait(look_again_in(self.last_commit, self.opts.commit_interval, now))
-            timeout = 0
-        jobs = self.queue.reserve_many(timeout=timeout, most=RESERVE_AT_ONCE)
+        wait, timeout, most = next_reserve(
+            self.fold.job_count, self.caught_up, self.looks, self.last_commit,
+            self.opts.commit_interval, time.monotonic(), RESERVE_AT_ONCE,
+        )  # fmt: skip
+        self.stop.wait(wait)  # 0: returns at once
+        jobs = self.queue.reserve_many(timeout=timeout, most=most)
+        self.looks = self.looks + 1 if timeout == 0 else 0
         self.caught_up = len(jobs) < RESERVE_AT_ONCE
         for job in jobs:
             crashpoint("reducer.after_reserve")

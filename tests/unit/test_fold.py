@@ -16,7 +16,7 @@ from beanmill.commit_policy import (
     CAUGHT_UP_SHARE,
     Staging,
     commit_due,
-    look_again_in,
+    next_reserve,
 )
 from beanmill.fold import Commit, Fold
 from beanmill.jsontypes import JSON
@@ -158,17 +158,19 @@ def test_commit_policy_commits_sooner_when_caught_up_and_when_the_job_is_done() 
     assert commit_due(staging(), snap, 2.0 * CAUGHT_UP_SHARE, 2.0, caught_up=True)
 
 
-def test_a_caught_up_reducer_looks_again_every_few_ms_until_its_interval_is_out() -> None:
-    """The end record coming within the caught-up interval is seen within CAUGHT_UP_LOOK_S,
-    not at the interval's end (which made every short run 100 ms longer)."""
-    last, every = 10.0, 2.0
+def test_a_caught_up_reducer_looks_again_soon_then_ever_less_often() -> None:
+    """Caught up with work staged, the end record coming within the caught-up interval is
+    seen within a few ms, not at the interval's end (which made every short run 100 ms
+    longer); a trickle costs a few looks per interval."""
+    last, every, most = 10.0, 2.0, 200
     out = last + every * CAUGHT_UP_SHARE
-    assert look_again_in(last, every, now=last) == CAUGHT_UP_LOOK_S
-    assert look_again_in(last, every, now=out - CAUGHT_UP_LOOK_S / 2) == pytest.approx(
-        CAUGHT_UP_LOOK_S / 2
-    )
-    assert look_again_in(last, every, now=out) == 0.0
-    assert look_again_in(last, every, now=out + 5) == 0.0
+    # nothing staged, or behind: wait for the first result up to 1 s
+    assert next_reserve(0, True, 3, last, every, last, most) == (0.0, 1, most)
+    assert next_reserve(5, False, 3, last, every, last, most) == (0.0, 1, most)
+    waits = [next_reserve(5, True, n, last, every, last, most) for n in (0, 1, 2)]
+    assert waits == [(CAUGHT_UP_LOOK_S * k, 0, most) for k in (1, 2, 4)]
+    assert next_reserve(5, True, 9, last, every, out - 0.001, most)[0] == pytest.approx(0.001)
+    assert next_reserve(5, True, 1, last, every, out + 5, most) == (0.0, 0, most)
 
 
 def test_commit_policy_doubles_early_for_log_spaced_estimates() -> None:
