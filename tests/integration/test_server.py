@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import greenstalk
@@ -60,3 +64,46 @@ def test_binlog_files_are_small_unless_the_caller_sizes_them(
         assert [f.stat().st_size for f in files] == [size]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("setpriv", [True, False], ids=["setpriv", "preexec_fn"])
+def test_a_private_beanstalkd_dies_with_its_starter_even_by_sigkill(
+    tmp_path: Path, setpriv: bool
+) -> None:
+    """`beanmill run` killed by SIGKILL leaves no beanstalkd behind, with util-linux's
+    setpriv (the fast start) or without it (a preexec_fn)."""
+    hide = "" if setpriv else "shutil.which = lambda n, *a, **k: None if n == 'setpriv' else w(n)"
+    code = textwrap.dedent(
+        f"""
+        import shutil, sys, time
+        from pathlib import Path
+        w = shutil.which
+        {hide}
+        from beanmill.beanstalk.server import Beanstalkd, free_port
+        server = Beanstalkd(Path(sys.argv[1]), free_port(), die_with_parent=True).start()
+        print(server.proc.pid, server.proc.args[0], flush=True)
+        time.sleep(60)
+        """
+    )
+    starter = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path / "binlog")], stdout=subprocess.PIPE, text=True
+    )
+    assert starter.stdout is not None
+    pid, program = starter.stdout.readline().split()
+    assert program.endswith("setpriv" if setpriv else "beanstalkd")
+    assert Path(f"/proc/{pid}").exists()
+    starter.kill()
+    starter.wait()
+    deadline = time.monotonic() + 10
+    while _alive(int(pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(int(pid)), "beanstalkd outlived the process that started it"
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie (it is init's child now, reaped whenever init gets to it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

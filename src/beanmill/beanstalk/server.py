@@ -37,6 +37,17 @@ def die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def with_parent_death_signal(cmd: list[str]) -> tuple[list[str], Callable[[], None] | None]:
+    """`cmd` made to get SIGTERM when its parent dies: through util-linux's `setpriv` (in
+    every Debian), else a preexec_fn. A preexec_fn makes Popen fork the whole parent and run
+    Python in the child before the exec: 7 to 12 ms of `beanmill run`'s start, against under
+    one for the vfork Popen uses without one."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return cmd, die_with_parent
+    return [setpriv, "--pdeathsig", "TERM", "--", *cmd], None
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -90,6 +101,9 @@ class Beanstalkd:
             str(BINLOG_FILE_BYTES),
             *self.extra_args,  # after ours: a later -s wins
         ]
+        preexec = None
+        if self.die_with_parent:
+            cmd, preexec = with_parent_death_signal(cmd)
         with open_private_append(self.log_path) as log:
             started_at = log.tell()
             self.proc = subprocess.Popen(
@@ -98,7 +112,7 @@ class Beanstalkd:
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 start_new_session=True,
-                preexec_fn=die_with_parent if self.die_with_parent else None,
+                preexec_fn=preexec,
             )
         if meanwhile is not None:
             meanwhile()
