@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import os
 import resource
+import select
 import signal
 import subprocess
 import sys
@@ -180,10 +181,17 @@ class Procs:
 
 
 def wait_exit(proc: subprocess.Popen[bytes], timeout: float, what: str) -> int:
+    """Its exit code, seen the moment it exits: Popen.wait(timeout) polls with sleeps that
+    grow to 50 ms, which rounded every wall time measured with it up to the next poll
+    (a 1,000-item run's 0.12 to 0.16 s all read 0.164 s). A pidfd is readable at the exit."""
+    fd = os.pidfd_open(proc.pid)
     try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"{what} did not finish within {timeout:.0f} s") from None
+        ready, _, _ = select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+    if not ready:
+        raise RuntimeError(f"{what} did not finish within {timeout:.0f} s")
+    return proc.wait()
 
 
 def cpu_seconds(pid: int) -> float | None:
