@@ -12,9 +12,12 @@ EARLY_COMMIT_ITEMS = 1000
 #: share of --commit-interval instead of all of it: status and the job's end come promptly,
 #: while a trickle of results still costs at most 1/(share x interval) commits per second.
 CAUGHT_UP_SHARE = 0.05
-#: A caught-up reducer with work staged looks for more after this long, then after twice as
-#: long at each further look.
+#: Near the end a caught-up reducer looks for more after this long, then after twice as long
+#: at each further look, taking up to CAUGHT_UP_MOST jobs each time; near: what is left of
+#: the population would fit in NEAR_END_JOBS results of the size of those staged.
 CAUGHT_UP_LOOK_S = 0.005
+CAUGHT_UP_MOST = 4
+NEAR_END_JOBS = 8
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,8 @@ def interval(commit_interval: float, caught_up: bool) -> float:
 
 
 def next_reserve(
-    staged_jobs: int,
+    staged: tuple[int, int],
+    items_left: int | None,
     caught_up: bool,
     looks: int,
     last_commit: float,
@@ -41,14 +45,20 @@ def next_reserve(
     most: int,
 ) -> tuple[float, int, int]:
     """How the reducer takes its next results: (seconds to wait first, the reserve's timeout,
-    most jobs). Caught up with work staged, it commits when the caught-up interval is out;
-    until then it looks for more after 5 ms, then 10, 20, ... (`looks` made so far). What
-    comes meanwhile (above all the end record, which makes the commit due at once) joins
-    that commit within a few ms, and a trickle of results costs a few looks per interval."""
-    if not (staged_jobs and caught_up):
+    most jobs), from the (jobs, items) staged and the items of the population not yet in.
+
+    Caught up with work staged, it commits when the caught-up interval is out, and sleeps
+    till then. Near the end (what is left would fit in NEAR_END_JOBS results like those
+    staged) it looks again after 5 ms, then 10, 20, ... (`looks` made so far), a few jobs at
+    a time: the last partials and the end record then join the commit within a few ms, not
+    at the interval's end, while a long run's reducer wakes up no more often than before."""
+    jobs, items = staged
+    if not (jobs and caught_up):
         return 0.0, 1, most
-    left = last_commit + interval(commit_interval, caught_up=True) - now
-    return min(max(0.0, left), CAUGHT_UP_LOOK_S * 2**looks), 0, most
+    wait = max(0.0, last_commit + interval(commit_interval, caught_up=True) - now)
+    if items_left is None or items_left > NEAR_END_JOBS * items / jobs:
+        return wait, 0, most
+    return min(wait, CAUGHT_UP_LOOK_S * 2**looks), 0, min(most, CAUGHT_UP_MOST)
 
 
 def commit_due(

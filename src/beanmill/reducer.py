@@ -135,8 +135,6 @@ class Reducer:
             self.snap = self.ckpt.snapshot()  # fewer retries pending: maybe complete now
             self.fold.reset(self.snap)
 
-    # -- the loop ----------------------------------------------------------------------------
-
     def _due(self) -> bool:
         fold = self.fold
         staging = Staging(fold.job_count, fold.items, fold.batch_count, fold.end_staged)
@@ -192,14 +190,16 @@ class Reducer:
                 return True
         if self.reporter.due():
             self.reporter.print(self.snap)
+        fold, everyone = self.fold, self.population
+        left = None if everyone is None else everyone - self.snap.items - fold.items
         wait, timeout, most = next_reserve(
-            self.fold.job_count, self.caught_up, self.looks, self.last_commit,
+            (fold.job_count, fold.items), left, self.caught_up, self.looks, self.last_commit,
             self.opts.commit_interval, time.monotonic(), RESERVE_AT_ONCE,
         )  # fmt: skip
         self.stop.wait(wait)  # 0: returns at once
         jobs = self.queue.reserve_many(timeout=timeout, most=most)
         self.looks = self.looks + 1 if timeout == 0 else 0
-        self.caught_up = len(jobs) < RESERVE_AT_ONCE
+        self.caught_up = len(jobs) < most  # a full take: more may be waiting
         for job in jobs:
             crashpoint("reducer.after_reserve")
             self._stage(job)

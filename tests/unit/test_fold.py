@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from beanmill.checkpoint import Snapshot
 from beanmill.commit_policy import (
     CAUGHT_UP_LOOK_S,
+    CAUGHT_UP_MOST,
     CAUGHT_UP_SHARE,
+    NEAR_END_JOBS,
     Staging,
     commit_due,
     next_reserve,
@@ -158,19 +160,28 @@ def test_commit_policy_commits_sooner_when_caught_up_and_when_the_job_is_done() 
     assert commit_due(staging(), snap, 2.0 * CAUGHT_UP_SHARE, 2.0, caught_up=True)
 
 
-def test_a_caught_up_reducer_looks_again_soon_then_ever_less_often() -> None:
-    """Caught up with work staged, the end record coming within the caught-up interval is
-    seen within a few ms, not at the interval's end (which made every short run 100 ms
-    longer); a trickle costs a few looks per interval."""
+def test_a_caught_up_reducer_near_the_end_looks_for_the_rest_soon() -> None:
+    """Near the end, the last partials and the end record coming within the caught-up
+    interval are seen within a few ms, not at the interval's end (which made every short run
+    100 ms longer); before that the reducer sleeps out the interval, one wake-up each."""
     last, every, most = 10.0, 2.0, 200
-    out = last + every * CAUGHT_UP_SHARE
+    window = every * CAUGHT_UP_SHARE
+    staged = (2, 1000)  # two results of 500 items each
+    near, far = NEAR_END_JOBS * 500, NEAR_END_JOBS * 500 + 1
     # nothing staged, or behind: wait for the first result up to 1 s
-    assert next_reserve(0, True, 3, last, every, last, most) == (0.0, 1, most)
-    assert next_reserve(5, False, 3, last, every, last, most) == (0.0, 1, most)
-    waits = [next_reserve(5, True, n, last, every, last, most) for n in (0, 1, 2)]
-    assert waits == [(CAUGHT_UP_LOOK_S * k, 0, most) for k in (1, 2, 4)]
-    assert next_reserve(5, True, 9, last, every, out - 0.001, most)[0] == pytest.approx(0.001)
-    assert next_reserve(5, True, 1, last, every, out + 5, most) == (0.0, 0, most)
+    assert next_reserve((0, 0), 0, True, 3, last, every, last, most) == (0.0, 1, most)
+    assert next_reserve(staged, 0, False, 3, last, every, last, most) == (0.0, 1, most)
+    # caught up, far from the end (or no len()): the rest of the interval, then one wave
+    for left in (far, None):
+        got = next_reserve(staged, left, True, 0, last, every, last + 0.02, most)
+        assert got == pytest.approx((window - 0.02, 0, most))
+    # near the end: 5 ms, then 10, 20, ... a few jobs a look, never past the interval
+    waits = [next_reserve(staged, near, True, n, last, every, last, most) for n in (0, 1, 2)]
+    assert waits == [(CAUGHT_UP_LOOK_S * k, 0, CAUGHT_UP_MOST) for k in (1, 2, 4)]
+    end = last + window
+    got = next_reserve(staged, 0, True, 9, last, every, end - 0.001, most)
+    assert got == pytest.approx((0.001, 0, CAUGHT_UP_MOST))
+    assert next_reserve(staged, 0, True, 1, last, every, end + 5, most) == (0.0, 0, CAUGHT_UP_MOST)
 
 
 def test_commit_policy_doubles_early_for_log_spaced_estimates() -> None:
