@@ -1,8 +1,10 @@
 """One holder per role and job, from any host: a lease that is one job reserved on beanstalkd.
 
 The lock tube holds one job. Whoever has it reserved holds the lease; beanstalkd hands it back
-the moment the holder's connection closes (exit, crash, SIGKILL, lost host), so a successor
-can take over at once, and a holder that stops renewing loses it after the TTR.
+the moment the holder's connection closes (exit, crash, SIGKILL), so a successor can take over
+at once, and a holder that stops renewing loses it after the TTR. A host that vanishes closes
+nothing: its lease waits for the TTR, and beanstalkd 1.12 may keep it reserved past that
+(docs/operations.md, "a worker gone for good": `ss -K dst HOST` frees it).
 
 Acquiring: reserve the ready job, or, when the tube is empty, put one and reserve it. Two
 acquirers racing on an empty tube can each hold one, so a holder counts as the winner only if,
