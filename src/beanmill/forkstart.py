@@ -25,7 +25,7 @@ import traceback
 from typing import IO, Protocol
 
 from beanmill import signals
-from beanmill.beanstalk.server import die_with_parent
+from beanmill.beanstalk.server import die_with_parent, with_parent_death_signal
 from beanmill.exiting import exit_code, leave
 
 RELAY_THREAD = "stop-signals"
@@ -127,14 +127,16 @@ def _beanmill_args(argv: list[str]) -> list[str] | None:
 
 def fresh_start(argv: list[str], output: IO[str] | None = None) -> RoleProcess:
     """In a process group of its own, so a terminal's Ctrl-C reaches only `run`, which
-    asks each role to stop once; a role dies with `run` (PR_SET_PDEATHSIG)."""
+    asks each role to stop once; a role dies with `run` (PR_SET_PDEATHSIG), set as for the
+    private beanstalkd."""
+    cmd, preexec = with_parent_death_signal(argv)
     return subprocess.Popen(
-        argv,
+        cmd,
         stdin=subprocess.DEVNULL,
         stdout=output,
         stderr=output,
         process_group=0,
-        preexec_fn=die_with_parent,
+        preexec_fn=preexec,
     )
 
 
