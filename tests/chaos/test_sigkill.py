@@ -118,9 +118,13 @@ def children(pid: int) -> list[int]:
 def role_of(pid: int) -> str:
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return "gone"
-    if argv and argv[0].endswith(b"beanstalkd"):
+    if argv == [b""]:  # a zombie not yet reaped by run, or a fork mid-retitle: no role to hit
+        return "gone"
+    if argv[0].endswith(b"setpriv") and b"--" in argv:  # beanstalkd before setpriv's exec
+        argv = argv[argv.index(b"--") + 1 :]
+    if argv[0].endswith(b"beanstalkd"):
         return "beanstalkd"
     # `python -P -m beanmill consumer ...`, or a fork's title `beanmill consumer ... [...]`
     words = b" ".join(argv).split()
@@ -128,6 +132,15 @@ def role_of(pid: int) -> str:
         if word.endswith(b"beanmill"):
             return after.decode()
     return "?"
+
+
+def hit(pid: int, sig: signal.Signals) -> bool:
+    """False when `run` reaped the victim between the look and the signal."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def chaos(procs: Procs, tmp_path: Path, seconds: float, items: int) -> dict[str, int]:
@@ -150,14 +163,19 @@ def chaos(procs: Procs, tmp_path: Path, seconds: float, items: int) -> dict[str,
             continue
         victim = rng.choice(victims)
         role = role_of(victim)
+        if role == "gone":
+            continue
         if role == "consumer" and rng.random() < 0.3:
-            os.kill(victim, signal.SIGSTOP)  # frozen past its TTR (2 s): the job goes elsewhere
+            what = "sigstop consumer"
+            if not hit(victim, signal.SIGSTOP):  # frozen past its TTR (2 s): the job moves
+                continue
             time.sleep(2.5)
-            os.kill(victim, signal.SIGCONT)  # its late partial and delete must be harmless
-            done["sigstop consumer"] = done.get("sigstop consumer", 0) + 1
+            hit(victim, signal.SIGCONT)  # its late partial and delete must be harmless
         else:
-            os.kill(victim, signal.SIGKILL)
-            done[f"sigkill {role}"] = done.get(f"sigkill {role}", 0) + 1
+            what = f"sigkill {role}"
+            if not hit(victim, signal.SIGKILL):
+                continue
+        done[what] = done.get(what, 0) + 1
     rc, _, err = finish(run, timeout=300)
     print(f"chaos seed {seed}: {done}")
     assert rc == 0, f"seed {seed}: {err[-2000:]}"
