@@ -33,10 +33,6 @@ def forget_address(data_dir: Path) -> None:
 
 def live_address(data_dir: Path) -> str | None:
     """The address of the beanstalkd a running `run` of this data dir started, if it answers."""
-    return _live_address(data_dir)
-
-
-def _live_address(data_dir: Path) -> str | None:
     try:
         address = (data_dir / ADDRESS_FILE).read_text().strip()
     except OSError:
@@ -56,7 +52,7 @@ def queue_of(data_dir: Path) -> Iterator[str]:
             f"{data_dir} is not a `beanmill run` data dir (no {CHECKPOINT}, no {BINLOG}/): "
             "check --data-dir"
         )
-    address = _live_address(data_dir)
+    address = live_address(data_dir)
     if address is not None:
         yield address
         return
