@@ -142,8 +142,8 @@ def serve_rebuild(producer: Producer, wait: bool) -> int:
             gate.refill()
             if gate.finished_early:
                 break
-        put_one = functools.partial(p.putter.put_batch, p.layout.batch_id(seq), tuple(chunk))
-        gate.retrying(functools.partial(put_one, p.identity))
+        batch_id = p.layout.batch_id(seq)
+        gate.retrying(functools.partial(p.putter.put_batch, batch_id, tuple(chunk), p.identity))
         crashpoint("producer.after_rebuild_put")
         gate.budget -= 1
         put += 1
