@@ -137,6 +137,12 @@ def start_roles(
         procs.beanmill("consumer", spec, "--beanstalkd", address, env=env)
 
 
+def tube_client(server: Beanstalkd, tube: str) -> greenstalk.Client[bytes]:
+    """A plain greenstalk connection that uses and watches `tube`, bodies as bytes: what
+    another consumer, or a test's own hand, sees of the queue."""
+    return greenstalk.Client((server.host, server.port), encoding=None, use=tube, watch=tube)
+
+
 def beanstalkd_counts(server: Beanstalkd, tube: str) -> dict[str, int]:
     client = greenstalk.Client((server.host, server.port), encoding=None)
     try:

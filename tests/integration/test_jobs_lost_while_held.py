@@ -13,7 +13,7 @@ import pytest
 from beanmill.beanstalk.server import Beanstalkd
 from beanmill.consumer import Consumer, ConsumerOptions
 from beanmill.jobspec import load_spec
-from support import spec_ref, wait_for
+from support import spec_ref, tube_client, wait_for
 
 TUBE = "squares.items"
 
@@ -31,13 +31,8 @@ def consumer(beanstalkd: Beanstalkd) -> Iterator[Consumer]:
 @pytest.fixture
 def other(beanstalkd: Beanstalkd) -> Iterator[greenstalk.Client[bytes]]:
     """Another consumer's connection."""
-    client: greenstalk.Client[bytes] = greenstalk.Client(
-        (beanstalkd.host, beanstalkd.port), encoding=None, use=TUBE, watch=TUBE
-    )
-    try:
+    with tube_client(beanstalkd, TUBE) as client:
         yield client
-    finally:
-        client.close()
 
 
 def taken_by_another(consumer: Consumer, other: greenstalk.Client[bytes], job_id: int) -> None:

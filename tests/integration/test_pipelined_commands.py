@@ -10,19 +10,15 @@ import pytest
 
 from beanmill.beanstalk import pipeline
 from beanmill.beanstalk.server import Beanstalkd
+from support import tube_client
 
 TUBE = "pipe"
 
 
 @pytest.fixture
 def client(beanstalkd: Beanstalkd) -> Iterator[greenstalk.Client[bytes]]:
-    c: greenstalk.Client[bytes] = greenstalk.Client(
-        (beanstalkd.host, beanstalkd.port), encoding=None, use=TUBE, watch=TUBE
-    )
-    try:
+    with tube_client(beanstalkd, TUBE) as c:
         yield c
-    finally:
-        c.close()
 
 
 def reserves_sent(client: greenstalk.Client[bytes]) -> int:
